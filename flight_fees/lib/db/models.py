@@ -1,0 +1,389 @@
+"""SQLAlchemy 2 models of the billing database.
+
+The schema is created by the Alembic migrations in ``flight_fees/migrations`` (never by
+``create_all`` outside tests). Money columns are ``Numeric`` and map to ``decimal.Decimal``.
+Every CHECK constraint here is written so that it holds on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: BIGINT on PostgreSQL, INTEGER on SQLite (so that SQLite's rowid autoincrement applies).
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+QUEUE_STATUSES = ("queued", "processing", "failed", "dead")
+PRIORITIES = ("high", "normal", "low")
+PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
+INVOICE_STATUSES = ("PENDING", "PAID", "OVERDUE", "VOID")
+BILLING_FREQUENCIES = ("weekly", "monthly")
+FLIGHT_STATUSES = ("billed", "failed", "blocked")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def currency_check(column: str) -> str:
+    """SQL that holds when ``column`` is three upper-case ASCII letters (SQLite and PostgreSQL)."""
+    letters = " AND ".join(f"substr({column}, {i}, 1) BETWEEN 'A' AND 'Z'" for i in (1, 2, 3))
+    return f"length({column}) = 3 AND {letters}"
+
+
+def upper_alnum_check(column: str, min_len: int, max_len: int, nullable: bool = True) -> str:
+    """SQL for ICAO-style codes: upper case, ``min_len``..``max_len`` characters, no blanks."""
+    body = (
+        f"length({column}) BETWEEN {min_len} AND {max_len} "
+        f"AND {column} = upper({column}) AND {column} NOT LIKE '% %'"
+    )
+    return f"{column} IS NULL OR ({body})" if nullable else body
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampMixin:
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class FlightQueueItem(TimestampMixin, Base):
+    """A flight waiting to be billed. Deleted in the transaction that writes its fee lines."""
+
+    __tablename__ = "flight_processing_queue"
+    __table_args__ = (
+        CheckConstraint(_in("status", QUEUE_STATUSES), name="status_valid"),
+        CheckConstraint(_in("priority", PRIORITIES), name="priority_valid"),
+        CheckConstraint("priority_rank BETWEEN 0 AND 2", name="priority_rank_valid"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        CheckConstraint("flight_id > 0", name="flight_id_positive"),
+        # the claim order: status, then priority, then age
+        Index("ix_queue_claim_order", "status", "priority_rank", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    flight_id: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    flight_date: Mapped[dt.date | None] = mapped_column(Date)
+    priority: Mapped[str] = mapped_column(String(6), nullable=False, default="normal")
+    priority_rank: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=1)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_category: Mapped[str | None] = mapped_column(String(40))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Customer(TimestampMixin, Base):
+    """An aircraft operator that receives invoices."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint(_in("billing_frequency", BILLING_FREQUENCIES), name="frequency_valid"),
+        CheckConstraint("week_end_weekday BETWEEN 0 AND 6", name="weekday_valid"),
+        CheckConstraint(currency_check("billing_currency"), name="currency_valid"),
+        CheckConstraint("payment_terms_days >= 0", name="terms_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    billing_frequency: Mapped[str] = mapped_column(String(10), nullable=False, default="monthly")
+    #: 0 = Monday ... 6 = Sunday: the last day of a weekly billing period
+    week_end_weekday: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=6)
+    billing_currency: Mapped[str] = mapped_column(String(3), nullable=False, default="EUR")
+    payment_terms_days: Mapped[int] = mapped_column(Integer, nullable=False, default=30)
+    email: Mapped[str | None] = mapped_column(String(320))
+    address: Mapped[str | None] = mapped_column(Text)
+
+
+class Aircraft(TimestampMixin, Base):
+    """An aircraft known to the billing system, with its declared MTOW and operator."""
+
+    __tablename__ = "aircraft"
+    __table_args__ = (
+        CheckConstraint(upper_alnum_check("registration", 2, 10, False), name="registration_fmt"),
+        CheckConstraint(
+            "icao24 IS NULL OR (length(icao24) = 6 AND icao24 = lower(icao24))", name="icao24_fmt"
+        ),
+        CheckConstraint(upper_alnum_check("icao_type", 2, 4), name="icao_type_fmt"),
+        CheckConstraint("mtow_kg IS NULL OR mtow_kg > 0", name="mtow_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    registration: Mapped[str] = mapped_column(String(10), nullable=False, unique=True)
+    icao24: Mapped[str | None] = mapped_column(String(6), index=True)
+    icao_type: Mapped[str | None] = mapped_column(String(4))
+    mtow_kg: Mapped[Decimal | None] = mapped_column(Numeric(10, 1))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="RESTRICT"), index=True
+    )
+    #: comma-separated flight flags applying to every flight of this aircraft
+    #: (state, military, search_and_rescue, training)
+    flags: Mapped[str | None] = mapped_column(String(200))
+
+
+class Flight(TimestampMixin, Base):
+    """What was resolved about a flight when it was last processed (attributes, MTOW, status)."""
+
+    __tablename__ = "flights"
+    __table_args__ = (
+        CheckConstraint(_in("status", FLIGHT_STATUSES), name="status_valid"),
+        CheckConstraint("mtow_kg IS NULL OR mtow_kg > 0", name="mtow_positive"),
+        CheckConstraint(upper_alnum_check("origin", 3, 4), name="origin_fmt"),
+        CheckConstraint(upper_alnum_check("destination", 3, 4), name="destination_fmt"),
+    )
+
+    flight_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    flight_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    callsign: Mapped[str | None] = mapped_column(String(16))
+    registration: Mapped[str | None] = mapped_column(String(10))
+    icao24: Mapped[str | None] = mapped_column(String(6))
+    aircraft_type: Mapped[str | None] = mapped_column(String(4))
+    origin: Mapped[str | None] = mapped_column(String(4))
+    destination: Mapped[str | None] = mapped_column(String(4))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    mtow_kg: Mapped[Decimal | None] = mapped_column(Numeric(10, 1))
+    mtow_source: Mapped[str | None] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="billed")
+    error_category: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    map_path: Mapped[str | None] = mapped_column(Text)
+
+
+class FeeLine(Base):
+    """The charge of one charging-zone visit of one flight.
+
+    ``(flight_id, line_no)`` is unique: re-processing a flight replaces its not-yet-invoiced
+    lines in one transaction, so a flight is never billed twice.
+    """
+
+    __tablename__ = "fee_lines"
+    __table_args__ = (
+        UniqueConstraint("flight_id", "line_no"),
+        CheckConstraint("local_amount >= 0", name="local_amount_non_negative"),
+        CheckConstraint("billing_amount >= 0", name="billing_amount_non_negative"),
+        CheckConstraint("distance_km >= 0", name="distance_non_negative"),
+        CheckConstraint("fx_rate > 0", name="fx_rate_positive"),
+        CheckConstraint(currency_check("local_currency"), name="local_currency_valid"),
+        CheckConstraint(currency_check("billing_currency"), name="billing_currency_valid"),
+        CheckConstraint(upper_alnum_check("zone_id", 1, 8, False), name="zone_id_fmt"),
+        Index("ix_fee_lines_uninvoiced", "customer_id", "flight_date", "invoice_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    flight_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    line_no: Mapped[int] = mapped_column(Integer, nullable=False)
+    flight_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    zone_id: Mapped[str] = mapped_column(String(8), nullable=False)
+    fir_ids: Mapped[str] = mapped_column(String(200), nullable=False)
+    entry_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    exit_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    entry_lat: Mapped[float | None] = mapped_column(Numeric(9, 6))
+    entry_lon: Mapped[float | None] = mapped_column(Numeric(10, 6))
+    exit_lat: Mapped[float | None] = mapped_column(Numeric(9, 6))
+    exit_lon: Mapped[float | None] = mapped_column(Numeric(10, 6))
+    distance_km: Mapped[Decimal] = mapped_column(Numeric(12, 3), nullable=False)
+    flown_km: Mapped[Decimal | None] = mapped_column(Numeric(12, 3))
+    mtow_kg: Mapped[Decimal | None] = mapped_column(Numeric(10, 1))
+    category: Mapped[str | None] = mapped_column(String(20))
+    service_units: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    unit_rate: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    tariff_id: Mapped[str] = mapped_column(String(60), nullable=False)
+    tariff_version: Mapped[str] = mapped_column(String(60), nullable=False)
+    local_amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
+    local_currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    fx_rate: Mapped[Decimal] = mapped_column(Numeric(24, 10), nullable=False)
+    fx_date: Mapped[dt.date | None] = mapped_column(Date)
+    billing_amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
+    billing_currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    exemption: Mapped[str | None] = mapped_column(String(60))
+    interpolated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: JSON of the tariff computation (factors, components), for audit
+    details: Mapped[str | None] = mapped_column(Text)
+    invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id", ondelete="RESTRICT"), index=True
+    )
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+class Invoice(TimestampMixin, Base):
+    """A consolidated invoice of one customer for one billing period."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint(_in("status", INVOICE_STATUSES), name="status_valid"),
+        CheckConstraint("total_amount >= 0", name="total_non_negative"),
+        CheckConstraint(currency_check("currency"), name="currency_valid"),
+        CheckConstraint("period_end >= period_start", name="period_ordered"),
+        CheckConstraint("due_date >= issue_date", name="due_after_issue"),
+        # one live invoice per customer and period; voided ones make room for a re-issue
+        Index(
+            "uq_invoices_customer_period_live",
+            "customer_id",
+            "period_start",
+            "period_end",
+            unique=True,
+            sqlite_where=text("status <> 'VOID'"),
+            postgresql_where=text("status <> 'VOID'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(20), nullable=False, unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), nullable=False)
+    period_start: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    period_end: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    issue_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    due_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    total_amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
+    line_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="PENDING")
+    paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    voided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    document_path: Mapped[str | None] = mapped_column(Text)
+
+
+class DocumentCounter(Base):
+    """Gapless per-year counters for invoice and credit-note numbers (row-locked on use)."""
+
+    __tablename__ = "document_counters"
+    __table_args__ = (CheckConstraint("last_number >= 0", name="non_negative"),)
+
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # 'INV' or 'CN'
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class CreditNote(Base):
+    """Records the cancellation of a voided invoice."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_non_negative"),
+        CheckConstraint(currency_check("currency"), name="currency_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(20), nullable=False, unique=True)
+    invoice_id: Mapped[int] = mapped_column(
+        ForeignKey("invoices.id"), nullable=False, unique=True
+    )
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+class ProcessingBatch(Base):
+    """One processing run over a set of flights (the audit trail of the pipeline)."""
+
+    __tablename__ = "processing_batches"
+    __table_args__ = (
+        CheckConstraint(
+            _in("status", ("running", "succeeded", "partial", "failed")), name="status_valid"
+        ),
+    )
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    partition_key: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="running")
+    flights_requested: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    flights_ok: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    flights_failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    fee_lines: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class FlightConflict(Base):
+    """A disagreement between attribute sources on a critical field, awaiting review."""
+
+    __tablename__ = "flight_conflicts"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("open", "resolved")), name="status_valid"),
+        Index(
+            "uq_flight_conflicts_open",
+            "flight_id",
+            "field",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    flight_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    field: Mapped[str] = mapped_column(String(40), nullable=False)
+    #: JSON object {source name: value}
+    candidates: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="open")
+    resolution: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CircuitBreakerState(Base):
+    """State of the circuit breaker of one external source, kept between sensor ticks."""
+
+    __tablename__ = "circuit_breakers"
+    __table_args__ = (
+        CheckConstraint(_in("state", ("closed", "open", "half_open")), name="state_valid"),
+        CheckConstraint("consecutive_failures >= 0", name="failures_non_negative"),
+    )
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    state: Mapped[str] = mapped_column(String(10), nullable=False, default="closed")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    opened_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

@@ -1,0 +1,391 @@
+"""The flight processing queue: enqueue, claim, complete, fail, release, stats.
+
+Semantics (correct under concurrency on PostgreSQL, serialised on SQLite):
+
+- **enqueue** is idempotent per ``flight_id``; re-enqueueing a ``failed`` or ``dead`` flight
+  resets it to ``queued`` (attempts 0).
+- **claim** takes a batch ordered by priority then age. On PostgreSQL the candidate rows are
+  locked with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never get the same row; on SQLite
+  the write transaction is ``BEGIN IMMEDIATE``. A claim whose holder crashed becomes claimable
+  again once its lease has expired.
+- **complete** deletes the queue rows inside the caller's session, i.e. in the transaction that
+  writes the fee lines: both commit or neither does.
+- **fail** counts an attempt and records category and message; a retryable failure is retried
+  after an exponential back-off, a non-retryable one waits for a human (re-enqueue); after
+  ``max_attempts`` the row becomes ``dead`` and stays visible.
+- **release** puts claimed rows back to ``queued`` without counting an attempt (the source was
+  unavailable: not the flight's fault).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from flight_fees.lib.db.engine import transaction
+from flight_fees.lib.db.models import PRIORITIES, PRIORITY_RANK, FlightQueueItem
+
+Q = FlightQueueItem
+
+#: rows written per statement / transaction by bulk enqueue
+ENQUEUE_CHUNK = 5_000
+#: failure categories that a retry may cure
+RETRYABLE_CATEGORIES = frozenset(
+    {"timeout", "source_unavailable", "partial_result", "query_error", "database", "internal"}
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Timestamps read back from SQLite are naive UTC; make every timestamp aware."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _db_time(engine_or_session: Engine | Session, value: dt.datetime) -> dt.datetime:
+    """SQLite compares timestamps as text: bind naive UTC there, aware UTC elsewhere."""
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None) if bind.dialect.name == "sqlite" else value
+
+
+class QueueError(ValueError):
+    """Invalid queue input (unknown priority, bad flight id)."""
+
+
+@dataclass(frozen=True)
+class ClaimedFlight:
+    flight_id: int
+    flight_date: dt.date | None
+    priority: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    added: int = 0
+    reset: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: EnqueueResult) -> EnqueueResult:
+        return EnqueueResult(
+            self.added + other.added, self.reset + other.reset, self.unchanged + other.unchanged
+        )
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    by_status: dict[str, int]
+    by_status_priority: dict[tuple[str, str], int]
+    oldest_queued_at: dt.datetime | None
+    last_errors: list[tuple[int, str, str | None, str | None, int]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    def oldest_queued_age_s(self, now: dt.datetime | None = None) -> float | None:
+        if self.oldest_queued_at is None:
+            return None
+        return max(0.0, ((now or utcnow()) - self.oldest_queued_at).total_seconds())
+
+
+def validate_priority(priority: str) -> str:
+    if priority not in PRIORITIES:
+        raise QueueError(f"unknown priority {priority!r}; expected one of {', '.join(PRIORITIES)}")
+    return priority
+
+
+def parse_flight_id(raw: str | int) -> int:
+    """A flight id is a positive 64-bit integer; raise :class:`QueueError` otherwise."""
+    text = str(raw).strip()
+    if not text.isdigit():
+        raise QueueError(f"not a flight id (positive integer expected): {raw!r}")
+    value = int(text)
+    if value <= 0 or value >= 2**63:
+        raise QueueError(f"flight id out of range (1 .. 2^63-1): {raw!r}")
+    return value
+
+
+class FlightQueue:
+    """The queue table behind an engine. Stateless apart from its settings."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease_s: float = 3600.0,
+        max_attempts: int = 5,
+        retry_backoff_s: float = 60.0,
+    ) -> None:
+        self.engine = engine
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self.retry_backoff_s = retry_backoff_s
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        flight_ids: Iterable[int],
+        *,
+        priority: str = "normal",
+        flight_date: dt.date | None = None,
+        chunk_size: int = ENQUEUE_CHUNK,
+    ) -> EnqueueResult:
+        """Queue flights (idempotent). One transaction per chunk of ``chunk_size`` ids."""
+        validate_priority(priority)
+        ids = list(dict.fromkeys(int(f) for f in flight_ids))  # de-duplicate, keep order
+        result = EnqueueResult()
+        for start in range(0, len(ids), chunk_size):
+            with transaction(self.engine) as session:
+                result = result + self._enqueue_chunk(
+                    session, ids[start : start + chunk_size], priority, flight_date
+                )
+        return result
+
+    @staticmethod
+    def _insert_missing(
+        session: Session, ids: Sequence[int], priority: str, flight_date: dt.date | None
+    ) -> set[int]:
+        """INSERT ... ON CONFLICT DO NOTHING; returns the flight ids that were new."""
+        now = utcnow()
+        dialect = session.get_bind().dialect.name
+        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        rows = [
+            {
+                "flight_id": fid,
+                "flight_date": flight_date,
+                "priority": priority,
+                "priority_rank": PRIORITY_RANK[priority],
+                "status": "queued",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for fid in ids
+        ]
+        stmt = (
+            insert_fn(Q)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["flight_id"])
+            .returning(Q.flight_id)
+        )
+        return {r[0] for r in session.execute(stmt)}
+
+    def _enqueue_chunk(
+        self, session: Session, ids: Sequence[int], priority: str, flight_date: dt.date | None
+    ) -> EnqueueResult:
+        now = utcnow()
+        added = self._insert_missing(session, ids, priority, flight_date)
+        existing = [fid for fid in ids if fid not in added]
+        reset = 0
+        if existing:
+            reset_stmt = (
+                update(Q)
+                .where(Q.flight_id.in_(existing), Q.status.in_(("failed", "dead")))
+                .values(
+                    status="queued",
+                    attempts=0,
+                    priority=priority,
+                    priority_rank=PRIORITY_RANK[priority],
+                    claimed_by=None,
+                    claimed_at=None,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            reset = session.execute(reset_stmt).rowcount or 0
+            # a higher priority asked for a flight already waiting: promote it
+            session.execute(
+                update(Q)
+                .where(
+                    Q.flight_id.in_(existing),
+                    Q.status == "queued",
+                    Q.priority_rank > PRIORITY_RANK[priority],
+                )
+                .values(priority=priority, priority_rank=PRIORITY_RANK[priority], updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return EnqueueResult(added=len(added), reset=reset, unchanged=len(existing) - reset)
+
+    # -- claim -----------------------------------------------------------------------------
+
+    def claimable_condition(self, session: Session, now: dt.datetime):  # type: ignore[no-untyped-def]
+        lease_cutoff = _db_time(session, now - dt.timedelta(seconds=self.lease_s))
+        now_db = _db_time(session, now)
+        return or_(
+            Q.status == "queued",
+            and_(Q.status == "failed", Q.next_attempt_at.is_not(None), Q.next_attempt_at <= now_db),
+            and_(Q.status == "processing", Q.claimed_at < lease_cutoff),
+        )
+
+    def claim(
+        self, worker: str, limit: int, *, now: dt.datetime | None = None
+    ) -> list[ClaimedFlight]:
+        """Claim up to ``limit`` flights for ``worker``; each row goes to exactly one claimer."""
+        if limit <= 0:
+            return []
+        now = now or utcnow()
+        with transaction(self.engine) as session:
+            query = (
+                select(Q.id, Q.flight_id, Q.flight_date, Q.priority, Q.attempts)
+                .where(self.claimable_condition(session, now))
+                .order_by(Q.priority_rank, Q.created_at, Q.id)
+                .limit(limit)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).all()
+            if not rows:
+                return []
+            session.execute(
+                update(Q)
+                .where(Q.id.in_([r.id for r in rows]))
+                .values(status="processing", claimed_by=worker[:200], claimed_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return [ClaimedFlight(r.flight_id, r.flight_date, r.priority, r.attempts) for r in rows]
+
+    def touch(self, flight_ids: Sequence[int], worker: str) -> int:
+        """Renew the lease of flights a run is working on (marks them processing now)."""
+        if not flight_ids:
+            return 0
+        now = utcnow()
+        with transaction(self.engine) as session:
+            res = session.execute(
+                update(Q)
+                .where(Q.flight_id.in_(list(flight_ids)), Q.status != "dead")
+                .values(status="processing", claimed_by=worker[:200], claimed_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return res.rowcount or 0
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    @staticmethod
+    def complete(session: Session, flight_ids: Sequence[int]) -> int:
+        """Delete queue rows inside the caller's transaction (the one writing the fee lines)."""
+        if not flight_ids:
+            return 0
+        res = session.execute(
+            delete(Q)
+            .where(Q.flight_id.in_(list(flight_ids)))
+            .execution_options(synchronize_session=False)
+        )
+        return res.rowcount or 0
+
+    def fail(
+        self,
+        flight_id: int,
+        category: str,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        now: dt.datetime | None = None,
+        session: Session | None = None,
+    ) -> str | None:
+        """Record a failed attempt; returns the new status (``failed``/``dead``) or None.
+
+        The flight is (re-)inserted if it was not queued (e.g. a backfill found it): a failure
+        is never lost.
+        """
+        now = now or utcnow()
+        retryable = category in RETRYABLE_CATEGORIES if retryable is None else retryable
+        if session is None:
+            with transaction(self.engine) as own:
+                return self.fail(
+                    flight_id, category, message, retryable=retryable, now=now, session=own
+                )
+        self._insert_missing(session, [flight_id], "normal", None)
+        item = session.execute(
+            select(Q).where(Q.flight_id == flight_id).with_for_update()
+        ).scalar_one()
+        item.attempts += 1
+        item.error_category = category[:40]
+        item.last_error = message[:4000]
+        item.claimed_by = None
+        item.claimed_at = None
+        item.updated_at = now
+        if item.attempts >= self.max_attempts:
+            item.status = "dead"
+            item.next_attempt_at = None
+        else:
+            item.status = "failed"
+            item.next_attempt_at = (
+                now + dt.timedelta(seconds=self.retry_backoff_s * 2 ** (item.attempts - 1))
+                if retryable
+                else None
+            )
+        return item.status
+
+    def release(
+        self, flight_ids: Sequence[int], category: str, message: str, *, session: Session | None = None
+    ) -> int:
+        """Put claimed flights back to ``queued`` without counting an attempt."""
+        if not flight_ids:
+            return 0
+        if session is None:
+            with transaction(self.engine) as own:
+                return self.release(flight_ids, category, message, session=own)
+        res = session.execute(
+            update(Q)
+            .where(Q.flight_id.in_(list(flight_ids)), Q.status.in_(("processing", "queued")))
+            .values(
+                status="queued",
+                claimed_by=None,
+                claimed_at=None,
+                error_category=category[:40],
+                last_error=message[:4000],
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return res.rowcount or 0
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def stats(self, *, last_errors: int = 10) -> QueueStats:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Q.status, Q.priority, func.count()).group_by(Q.status, Q.priority)
+            ).all()
+            oldest = conn.execute(
+                select(func.min(Q.created_at)).where(Q.status == "queued")
+            ).scalar()
+            errors = conn.execute(
+                select(Q.flight_id, Q.status, Q.error_category, Q.last_error, Q.attempts)
+                .where(Q.last_error.is_not(None))
+                .order_by(Q.updated_at.desc(), Q.id.desc())
+                .limit(last_errors)
+            ).all()
+        by_status: dict[str, int] = {}
+        by_sp: dict[tuple[str, str], int] = {}
+        for status, priority, count in rows:
+            by_status[status] = by_status.get(status, 0) + count
+            by_sp[(status, priority)] = count
+        if isinstance(oldest, str):  # SQLite server-default timestamps come back as text
+            oldest = dt.datetime.fromisoformat(oldest)
+        return QueueStats(
+            by_status=by_status,
+            by_status_priority=by_sp,
+            oldest_queued_at=as_utc(oldest),
+            last_errors=[tuple(e) for e in errors],  # type: ignore[misc]
+        )
+
+    def count_claimable(self, *, now: dt.datetime | None = None) -> int:
+        now = now or utcnow()
+        with Session(self.engine) as session:
+            return session.execute(
+                select(func.count()).select_from(Q).where(self.claimable_condition(session, now))
+            ).scalar_one()
