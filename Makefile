@@ -1,0 +1,56 @@
+# flight_fees — two commands on a fresh machine: `make demo`, then `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: help install demo test test-fast dev lint check-defs bench clean
+
+help:
+	@echo "make demo   - install into .venv, seed the embedded demo data, run the pipeline end to end"
+	@echo "make test   - the whole test suite (SQLite and PostgreSQL)"
+	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
+	@echo "make bench  - crossing-engine benchmark (not part of make test)"
+	@echo "make lint   - ruff"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/flight-fees demo
+
+test: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/ruff check flight_fees flight_fees_tests benchmarks scripts
+	cd $(CURDIR) && $(BIN)/dg check defs
+	$(BIN)/pytest -n 2 --dist loadgroup -q
+
+test-fast: install
+	$(BIN)/pytest -q -x -m "not slow"
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: install
+	$(BIN)/ruff check flight_fees flight_fees_tests benchmarks scripts
+	$(BIN)/ruff format --check flight_fees flight_fees_tests benchmarks scripts
+
+check-defs: install
+	$(BIN)/dg check defs
+
+bench: install
+	$(BIN)/python benchmarks/bench_crossings.py
+
+clean:
+	rm -rf .flight_fees .dagster_home .pytest_cache

@@ -1,0 +1,43 @@
+"""Helpers shared by the CLI commands: consoles, clean failures, the billing engine."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` on stderr and exit with ``code`` (no traceback)."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def open_engine(*, migrated: bool = False) -> Engine:
+    """The billing engine. With ``migrated``, make sure the schema is at head: the embedded
+    SQLite database is migrated on first use; any other database must be migrated explicitly
+    (``flight-fees db upgrade``)."""
+    from flight_fees.lib.db import DatabaseError, make_engine
+    from flight_fees.lib.db.health import check_schema
+
+    try:
+        engine = make_engine()
+    except DatabaseError as exc:
+        fail(str(exc))
+    if not migrated:
+        return engine
+    state = check_schema(engine)
+    if state.ok:
+        return engine
+    if state.error:
+        fail(state.error)
+    if engine.dialect.name == "sqlite":
+        from flight_fees.lib.db import upgrade
+
+        upgrade(engine)
+        return engine
+    fail(f"{state.detail}; run `flight-fees db upgrade`")

@@ -1,0 +1,75 @@
+"""``invoices``: consolidated invoices per customer and billing period."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from flight_fees.defs.resources import BillingDatabase, Workspace
+
+
+class ConsolidationConfig(dg.Config):
+    as_of: str | None = None
+    """The day whose ending periods are invoiced (YYYY-MM-DD); default: yesterday (UTC)."""
+    force: bool = False
+    """Invoice every customer's period ending on/before ``as_of`` even if it is not an
+    invoice day (catch-up after an outage, or the demo)."""
+
+
+def consolidation_day(config: ConsolidationConfig, today: dt.date | None = None) -> dt.date:
+    if config.as_of:
+        return dt.date.fromisoformat(config.as_of)
+    return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
+
+
+@dg.asset(
+    name="invoices",
+    group_name="invoicing",
+    deps=["fee_lines"],
+    kinds={"sqlalchemy", "html"},
+    description="Consolidated invoices per customer (weekly on the week-end day, monthly on the "
+    "last day of the month), with HTML documents.",
+)
+def invoices(
+    context: dg.AssetExecutionContext,
+    config: ConsolidationConfig,
+    billing: BillingDatabase,
+    workspace: Workspace,
+) -> dg.MaterializeResult:
+    from flight_fees.lib.documents import write_invoice_document
+    from flight_fees.lib.invoicing import consolidate
+
+    day = consolidation_day(config)
+    engine = billing.engine()
+    result = consolidate(engine, day, force=config.force)
+    out_dir = workspace.paths().invoices
+    documents = {}
+    for number in result.invoice_numbers:
+        documents[number] = write_invoice_document(engine, number, out_dir)
+    totals = result.totals_by_currency()
+    context.log.info(
+        "[SCHEDULED] consolidation for %s: %d invoice(s) %s",
+        day, len(result.invoice_numbers), {k: str(v) for k, v in totals.items()},
+    )
+    rows = "\n".join(
+        f"| {inv.number} | {inv.customer_code} | {inv.period_start} .. {inv.period_end} | "
+        f"{inv.line_count} | {inv.total_amount} {inv.currency} | {inv.due_date} | "
+        f"[html]({documents[inv.number].resolve().as_uri()}) |"
+        for inv in result.invoices
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": day.isoformat(),
+            "invoices_created": len(result.invoice_numbers),
+            **{f"total_{ccy}": float(v) for ccy, v in totals.items()},
+            "invoices": dg.MetadataValue.md(
+                "| number | customer | period | lines | total | due | document |\n"
+                "|---|---|---|---|---|---|---|\n" + rows
+                if rows
+                else "no invoice due on this day"
+            ),
+            "documents_dir": dg.MetadataValue.path(str(out_dir)),
+            "skipped": dg.MetadataValue.json(result.skipped_summary()),
+        }
+    )

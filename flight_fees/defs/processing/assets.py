@@ -1,0 +1,359 @@
+"""Processing assets, partitioned by UTC day: flight_tracks -> fir_crossings -> fee_lines,
+flight_maps.
+
+A run of a day partition processes the flight ids in its run config (the queue sensor and
+``flight-fees process`` set them) or, without ids, every flight of that day in the track source
+(a backfill). Stage outputs are run-scoped Parquet frames in the work store; fee lines go to the
+billing database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Sequence
+
+import dagster as dg
+
+from flight_fees.defs.metadata import failures_table, md_table
+from flight_fees.defs.partitions import daily_partitions, partition_day
+from flight_fees.defs.resources import (
+    BillingDatabase,
+    PipelineSettings,
+    ReferenceData,
+    TrackStore,
+    Workspace,
+)
+
+GROUP = "processing"
+
+
+class FlightSelection(dg.Config):
+    flight_ids: list[int] = []
+    """Flights to process; empty: every flight of the partition's day (backfill)."""
+    claim_id: str = ""
+    """Set by the queue sensor: the claim these flights came from."""
+
+
+def lineage_run_ids(context: dg.AssetExecutionContext) -> list[str]:
+    """This run, then its parents: a re-execution from failure reads its parent's frames."""
+    ids = [context.run_id]
+    run = context.run
+    instance = context.instance
+    while run is not None and run.parent_run_id and len(ids) < 20:
+        ids.append(run.parent_run_id)
+        run = instance.get_run_by_id(run.parent_run_id)
+    return ids
+
+
+def _mark_failures(
+    context: dg.AssetExecutionContext,
+    billing: BillingDatabase,
+    failures: dict[int, tuple[str, str]],
+    stage: str,
+) -> None:
+    if not failures:
+        return
+    from flight_fees.lib.billing import record_flight_failures
+
+    statuses = record_flight_failures(
+        billing.engine(), billing.queue(), failures, batch_id=context.run_id
+    )
+    for fid, (category, message) in sorted(failures.items())[:20]:
+        context.log.warning("[INGESTION] %s: flight %s failed (%s): %s -> %s",
+                            stage, fid, category, message, statuses.get(fid))
+    if len(failures) > 20:
+        context.log.warning("[INGESTION] %s: %d more failed flight(s)", stage, len(failures) - 20)
+
+
+@dg.asset(
+    name="flight_tracks",
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    deps=["queued_flights"],
+    kinds={"pinot", "parquet"},
+    description="Cleaned tracks of the flights of one UTC day (queued ids or the whole day).",
+)
+def flight_tracks(
+    context: dg.AssetExecutionContext,
+    config: FlightSelection,
+    billing: BillingDatabase,
+    track_store: TrackStore,
+    workspace: Workspace,
+    settings: PipelineSettings,
+) -> dg.MaterializeResult:
+    from flight_fees.lib.pipeline import fetch_tracks_stage, flight_attribute_rows
+
+    day = partition_day(context)
+    ids = list(config.flight_ids)
+    queue = billing.queue()
+    if ids:
+        queue.touch(ids, f"run:{context.run_id}")  # renew the lease while this run works
+    source = track_store.source()
+    breaker = track_store.breaker(billing.engine(), source.name)
+    if not breaker.allow():
+        queue.release(ids, "source_unavailable", f"circuit of {source.name} is open")
+        raise dg.Failure(
+            description=f"track source {source.name!r} circuit is open; {len(ids)} flight(s) "
+            "left queued",
+            allow_retries=False,
+        )
+    started = time.perf_counter()
+    stage = fetch_tracks_stage(
+        source, day, ids or None,
+        max_gap_s=settings.gap_threshold_s,
+        max_speed_kt=settings.max_speed_kt,
+        min_points=settings.min_points,
+    )
+    if stage.source_error is not None:
+        breaker.record_failure(stage.source_error[1])
+        category, message = stage.source_error
+        if category in ("source_unavailable", "timeout"):
+            queue.release(ids, category, message)
+            raise dg.Failure(
+                description=f"[INGESTION] track source failed ({category}): {message}; "
+                f"{len(ids)} flight(s) left queued",
+                allow_retries=False,
+            )
+    else:
+        breaker.record_success()
+    _mark_failures(context, billing, stage.failures, "flight_tracks")
+
+    store = workspace.work_store()
+    store.write_frame("tracks", day, context.run_id, stage.tracks)
+    attrs = flight_attribute_rows(stage.tracks)
+    store.write_frame("flight_attributes", day, context.run_id, attrs)
+    elapsed = time.perf_counter() - started
+    context.log.info(
+        "[INGESTION] %s: %d flight(s) with tracks, %d failed, %d points, %d queries, %.1f s",
+        day, len(attrs), len(stage.failures), len(stage.tracks), stage.queries, elapsed,
+    )
+    report = stage.report
+    return dg.MaterializeResult(
+        metadata={
+            "source": source.name,
+            "mode": "selected flights" if ids else "backfill (whole day)",
+            "flights_requested": len(ids) if ids else len(attrs) + len(stage.failures),
+            "flights_with_tracks": len(attrs),
+            "flights_failed": len(stage.failures),
+            "points": len(stage.tracks),
+            "queries": stage.queries,
+            "seconds": round(elapsed, 2),
+            "failed_flights": failures_table(stage.failures),
+            "cleaning": md_table(report.head(100)) if len(report) else "no cleaning report",
+        }
+    )
+
+
+@dg.asset(
+    name="fir_crossings",
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    deps=[flight_tracks, "fir_boundaries", "charging_zones"],
+    kinds={"shapely", "parquet"},
+    description="FIR crossings (entry/exit time and point per FIR visit) and charging-zone "
+    "visits of the day's flights.",
+)
+def fir_crossings(
+    context: dg.AssetExecutionContext,
+    reference: ReferenceData,
+    workspace: Workspace,
+    settings: PipelineSettings,
+) -> dg.MaterializeResult:
+    from flight_fees.lib.pipeline import crossings_stage
+
+    day = partition_day(context)
+    store = workspace.work_store()
+    runs = lineage_run_ids(context)
+    tracks = store.read_frame("tracks", day, runs)
+    attrs = store.read_frame("flight_attributes", day, runs)
+    started = time.perf_counter()
+    stage = crossings_stage(
+        tracks,
+        reference.firs(),
+        reference.charging_zones(),
+        attrs=attrs,
+        airports=reference.airports(),
+        gap_threshold_s=settings.gap_threshold_s,
+        jitter_s=settings.jitter_s,
+    )
+    elapsed = time.perf_counter() - started
+    crossings_path = store.write_frame("crossings", day, context.run_id, stage.crossings)
+    store.write_frame("zone_visits", day, context.run_id, stage.visits)
+    per_fir = (
+        stage.crossings.groupby("fir_id").size().sort_values(ascending=False)
+        if len(stage.crossings) else None
+    )
+    context.log.info("[INGESTION] %s: %d crossings, %d zone visits in %.2f s",
+                     day, len(stage.crossings), len(stage.visits), elapsed)
+    preview_cols = ["flight_id", "fir_id", "entry_time", "exit_time", "distance_km", "interpolated"]
+    return dg.MaterializeResult(
+        metadata={
+            "flights": int(tracks["flight_id"].nunique()) if len(tracks) else 0,
+            "crossings": len(stage.crossings),
+            "zone_visits": len(stage.visits),
+            "interpolated_crossings": int(stage.crossings["interpolated"].sum())
+            if len(stage.crossings) else 0,
+            "flights_outside_every_fir": len(stage.flights_without_crossings),
+            "points_per_second": round(len(tracks) / elapsed, 0) if elapsed > 0 else 0.0,
+            "crossings_per_fir": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in per_fir.items()} if per_fir is not None else {}
+            ),
+            "preview": md_table(stage.crossings[preview_cols].head(30))
+            if len(stage.crossings) else "no crossings",
+            "path": dg.MetadataValue.path(str(crossings_path)),
+        }
+    )
+
+
+@dg.asset(
+    name="fee_lines",
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    deps=[fir_crossings, "tariffs", "fx_rates", "aircraft_registry"],
+    kinds={"sqlalchemy"},
+    description="Fee lines per charging-zone visit (tariff, currency, FX), written with the "
+    "deletion of the flights' queue rows in one transaction.",
+)
+def fee_lines(
+    context: dg.AssetExecutionContext,
+    billing: BillingDatabase,
+    reference: ReferenceData,
+    workspace: Workspace,
+    settings: PipelineSettings,
+) -> dg.MaterializeResult:
+    from flight_fees.lib.audit import FlightTiming, ProcessingLog, write_processing_log
+    from flight_fees.lib.billing import fee_line_totals, persist_bills
+    from flight_fees.lib.pipeline import bill_stage
+
+    day = partition_day(context)
+    store = workspace.work_store()
+    runs = lineage_run_ids(context)
+    visits = store.read_frame("zone_visits", day, runs)
+    attrs = store.read_frame("flight_attributes", day, runs)
+    engine = billing.engine()
+    batch_id = f"{day.isoformat()}-{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    log = ProcessingLog(batch_id=batch_id, started_at=dt.datetime.now(dt.UTC),
+                        run_id=context.run_id, partition_key=context.partition_key)
+    started = time.perf_counter()
+    bills = bill_stage(
+        engine,
+        visits,
+        attrs,
+        tariffs=reference.tariffs(),
+        fx=reference.fx_rates(),
+        aircraft_types=reference.aircraft_types(),
+        attributes_csv=reference.attributes_csv,
+    )
+    persisted = persist_bills(engine, bills.bills, batch_id=batch_id)
+    failures = {**bills.failures, **persisted.failures}
+    _mark_failures(context, billing, failures, "fee_lines")
+    elapsed = time.perf_counter() - started
+
+    per_flight = elapsed / max(1, len(persisted.written))
+    log.processed = [FlightTiming(fid, n, round(per_flight, 4)) for fid, n in sorted(persisted.written.items())]
+    log.failed = [
+        {"flight_id": fid, "category": cat, "message": msg} for fid, (cat, msg) in sorted(failures.items())
+    ]
+    totals = fee_line_totals(engine, list(persisted.written))
+    log.summary = {"fee_lines": persisted.lines, "totals": {k: str(v) for k, v in totals.items()}}
+    log.finished_at = dt.datetime.now(dt.UTC)
+    log_path = write_processing_log(log, workspace.paths().logs, keep=workspace.keep_logs)
+    _record_batch(engine, log, len(attrs))
+    store.prune(settings.keep_intermediates())
+    context.log.info("[DATABASE] batch %s: %d flight(s) billed with %d fee line(s), %d failed; %s",
+                     batch_id, len(persisted.written), persisted.lines, len(failures),
+                     {k: str(v) for k, v in totals.items()})
+    preview = bills.preview(limit=30)
+    return dg.MaterializeResult(
+        metadata={
+            "batch_id": batch_id,
+            "flights_billed": len(persisted.written),
+            "flights_failed": len(failures),
+            "fee_lines": persisted.lines,
+            **{f"total_{ccy}": float(v) for ccy, v in sorted(totals.items())},
+            "totals": dg.MetadataValue.json({k: str(v) for k, v in totals.items()}),
+            "failed_flights": failures_table(failures),
+            "open_conflicts": len(bills.conflicts),
+            "preview": md_table(preview) if len(preview) else "no fee lines",
+            "processing_log": dg.MetadataValue.path(str(log_path)),
+        }
+    )
+
+
+def _record_batch(engine, log, requested: int) -> None:  # type: ignore[no-untyped-def]
+    from flight_fees.lib.db.engine import transaction
+    from flight_fees.lib.db.models import ProcessingBatch
+
+    ok, failed = len(log.processed), len(log.failed)
+    with transaction(engine) as session:
+        session.add(
+            ProcessingBatch(
+                batch_id=log.batch_id, run_id=log.run_id, partition_key=log.partition_key,
+                started_at=log.started_at, finished_at=log.finished_at,
+                status="succeeded" if not failed else ("partial" if ok else "failed"),
+                flights_requested=requested, flights_ok=ok, flights_failed=failed,
+                fee_lines=int(log.summary.get("fee_lines", 0)),
+            )
+        )
+
+
+@dg.asset(
+    name="flight_maps",
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    deps=[fir_crossings],
+    kinds={"folium", "html"},
+    description="HTML maps per flight (track, crossings coloured per FIR, entry/exit markers) "
+    "and per country crossed.",
+)
+def flight_maps(
+    context: dg.AssetExecutionContext,
+    billing: BillingDatabase,
+    reference: ReferenceData,
+    workspace: Workspace,
+    settings: PipelineSettings,
+) -> dg.MaterializeResult:
+    from flight_fees.lib.pipeline import render_maps_stage, write_maps_index
+
+    day = partition_day(context)
+    if not settings.render_maps:
+        return dg.MaterializeResult(metadata={"maps": 0, "note": "render_maps is off"})
+    store = workspace.work_store()
+    runs = lineage_run_ids(context)
+    tracks = store.read_frame("tracks", day, runs)
+    crossings = store.read_frame("crossings", day, runs)
+    attrs = store.read_frame("flight_attributes", day, runs)
+    out_dir = workspace.paths().maps / day.isoformat()
+    paths, failures = render_maps_stage(tracks, crossings, reference.firs(), out_dir, attrs=attrs)
+    _store_map_paths(billing, paths)
+    existing = {int(p.stem): p for p in out_dir.glob("*.html") if p.stem.isdigit()}
+    index = write_maps_index(day, existing, out_dir / "index.html")
+    for fid, (cat, msg) in failures.items():
+        context.log.warning("map of flight %s failed (%s): %s", fid, cat, msg)
+    return dg.MaterializeResult(
+        metadata={
+            "maps": len(paths),
+            "map_failures": len(failures),
+            "index": dg.MetadataValue.url(index.resolve().as_uri()),
+            "directory": dg.MetadataValue.path(str(out_dir)),
+            "examples": dg.MetadataValue.md(
+                "\n".join(f"- [{fid}]({p.resolve().as_uri()})" for fid, p in list(paths.items())[:10])
+                or "none"
+            ),
+        }
+    )
+
+
+def _store_map_paths(billing: BillingDatabase, paths: dict[int, object]) -> None:
+    from sqlalchemy import update
+
+    from flight_fees.lib.db.engine import transaction
+    from flight_fees.lib.db.models import Flight
+
+    if not paths:
+        return
+    with transaction(billing.engine()) as session:
+        for fid, path in paths.items():
+            session.execute(update(Flight).where(Flight.flight_id == fid).values(map_path=str(path)))

@@ -1,0 +1,113 @@
+"""``flight_queue_sensor``: every 30 s, claim queued flights and request one ``process_flights``
+run per UTC day (high-priority flights first, with a higher ``dagster/priority``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+
+import dagster as dg
+
+from flight_fees.defs.partitions import daily_partitions
+from flight_fees.defs.resources import BillingDatabase, TrackStore
+from flight_fees.lib.claims import chunked, group_by_day
+
+#: flights claimed per tick (the system this replaces claimed 10; a run handles hundreds of
+#: flights in one vectorised pass, so claim enough to keep the run queue fed)
+DEFAULT_CLAIM_BATCH = 1_000
+#: largest number of flights in one run (bounds a run's memory and a failed run's blast radius)
+DEFAULT_MAX_FLIGHTS_PER_RUN = 500
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def _valid_day(day: dt.date) -> bool:
+    return daily_partitions.has_partition_key(day.isoformat())
+
+
+@dg.sensor(
+    name="flight_queue_sensor",
+    job_name="process_flights",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Claims queued flights and requests one process_flights run per UTC day.",
+)
+def flight_queue_sensor(
+    context: dg.SensorEvaluationContext, billing: BillingDatabase, track_store: TrackStore
+) -> dg.SensorResult | dg.SkipReason:
+    batch = _int_env("FLIGHT_FEES_CLAIM_BATCH", DEFAULT_CLAIM_BATCH)
+    per_run = _int_env("FLIGHT_FEES_MAX_FLIGHTS_PER_RUN", DEFAULT_MAX_FLIGHTS_PER_RUN)
+    engine = billing.engine()
+    queue = billing.queue()
+
+    source = track_store.source()
+    breaker = track_store.breaker(engine, source.name)
+    if not breaker.allow():
+        state = breaker.state()
+        return dg.SkipReason(
+            f"[INGESTION] track source {source.name!r} circuit is {state.state} after "
+            f"{state.consecutive_failures} failures ({state.last_error}); retry in "
+            f"{state.retry_after_s:.0f} s; flights stay queued"
+        )
+
+    claim_id = uuid.uuid4().hex[:16]
+    claimed = queue.claim(f"sensor:{claim_id}", batch)
+    if not claimed:
+        stats = queue.stats(last_errors=0)
+        waiting = ", ".join(f"{n} {s}" for s, n in sorted(stats.by_status.items())) or "empty"
+        return dg.SkipReason(f"[INGESTION] no claimable flight in the queue ({waiting})")
+
+    locate = getattr(source, "flight_days", None)
+    requests, unplaced = group_by_day(claimed, locate)
+    for flight_id, reason in unplaced.items():
+        queue.fail(flight_id, "not_found", reason)
+
+    run_requests: list[dg.RunRequest] = []
+    out_of_range: list[int] = []
+    for request in requests:
+        if not _valid_day(request.day):
+            out_of_range.extend(request.flight_ids)
+            continue
+        for part, ids in enumerate(chunked(request.flight_ids, per_run)):
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=f"claim-{claim_id}-{request.day.isoformat()}-{request.priority}-{part}",
+                    partition_key=request.day.isoformat(),
+                    run_config={
+                        "ops": {"flight_tracks": {"config": {"flight_ids": list(ids),
+                                                             "claim_id": claim_id}}}
+                    },
+                    tags={
+                        "dagster/priority": str(request.run_priority),
+                        "flight_fees/claim": claim_id,
+                        "flight_fees/queue_priority": request.priority,
+                    },
+                )
+            )
+    for flight_id in out_of_range:
+        queue.fail(
+            flight_id,
+            "bad_date",
+            f"flight day outside the partitions ({daily_partitions.start:%Y-%m-%d} .. today)",
+            retryable=False,
+        )
+
+    previous = json.loads(context.cursor) if context.cursor else {}
+    cursor = {
+        "claims": int(previous.get("claims", 0)) + 1,
+        "flights_claimed": int(previous.get("flights_claimed", 0)) + len(claimed),
+        "last_claim_id": claim_id,
+        "last_claim_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    context.log.info(
+        "[INGESTION] claim %s: %d flight(s) -> %d run(s); %d undatable, %d out of range",
+        claim_id, len(claimed), len(run_requests), len(unplaced), len(out_of_range),
+    )
+    return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(cursor))

@@ -1,0 +1,112 @@
+"""Reference data assets: FIR boundaries, charging zones, tariffs, FX rates, aircraft registry.
+
+Materializing them validates the files (a bad tariff file fails here, loudly, before any
+flight is billed) and records what the pipeline bills with.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import dagster as dg
+from sqlalchemy import func, select
+
+from flight_fees.defs.metadata import md_table
+from flight_fees.defs.resources import BillingDatabase, ReferenceData
+
+GROUP = "reference"
+
+
+@dg.asset(name="fir_boundaries", group_name=GROUP, kinds={"geojson", "shapely"},
+          description="Lateral boundaries of the flight information regions (FIRs).")
+def fir_boundaries(reference: ReferenceData) -> dg.MaterializeResult:
+    firs = reference.firs()
+    minx, miny, maxx, maxy = _bounds(firs)
+    return dg.MaterializeResult(
+        metadata={
+            "firs": len(firs),
+            "countries": int(firs["country"].nunique()),
+            "bounds": f"lon {minx:.1f}..{maxx:.1f}, lat {miny:.1f}..{maxy:.1f}",
+            "source": reference.firs_path or "shipped EUROCONTROL FIRs (2015)",
+            "preview": md_table(firs[["fir_id", "name", "country"]], limit=60),
+        }
+    )
+
+
+def _bounds(firs) -> tuple[float, float, float, float]:  # type: ignore[no-untyped-def]
+    import shapely
+
+    return tuple(float(v) for v in shapely.total_bounds(firs["geometry"].to_numpy()))  # type: ignore[return-value]
+
+
+@dg.asset(name="charging_zones", group_name=GROUP, deps=[fir_boundaries], kinds={"yaml"},
+          description="Charging zones: each zone covers one or more FIRs, effective-dated.")
+def charging_zones(reference: ReferenceData) -> dg.MaterializeResult:
+    zones = reference.charging_zones()
+    frame = zones.to_frame() if hasattr(zones, "to_frame") else None
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "zones": len(zones),
+        "source": reference.charging_zones_path or "shipped charging_zones.yaml",
+    }
+    if frame is not None:
+        metadata["preview"] = md_table(frame, limit=80)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(name="tariffs", group_name=GROUP, deps=[charging_zones], kinds={"yaml"},
+          description="Effective-dated tariffs per charging zone (formula, rates, rounding).")
+def tariffs(reference: ReferenceData) -> dg.MaterializeResult:
+    loaded = reference.tariffs()
+    versions = loaded.versions() if hasattr(loaded, "versions") else []
+    formulas = Counter(v.formula for v in versions) if versions else {}
+    return dg.MaterializeResult(
+        metadata={
+            "zones": len(loaded.zone_ids()),
+            "versions": len(versions),
+            "formulas": dg.MetadataValue.json(dict(formulas)),
+            "source": reference.tariffs_path or "shipped tariffs.yaml",
+            "unit_rates_csv": reference.unit_rates_csv or "none",
+        }
+    )
+
+
+@dg.asset(name="fx_rates", group_name=GROUP, kinds={"csv"},
+          description="Exchange rates per EUR (ECB reference-rate format or plain CSV).")
+def fx_rates(reference: ReferenceData) -> dg.MaterializeResult:
+    rates = reference.fx_rates()
+    first, last = rates.date_range()
+    return dg.MaterializeResult(
+        metadata={
+            "currencies": dg.MetadataValue.json(sorted(rates.currencies())),
+            "first_date": str(first),
+            "last_date": str(last),
+            "source": reference.fx_rates_path or "shipped sample rates (synthetic)",
+        }
+    )
+
+
+@dg.asset(name="aircraft_registry", group_name=GROUP, kinds={"sqlalchemy"},
+          description="Aircraft known to billing (registration, type, declared MTOW, operator) "
+          "and the ICAO type table used when no MTOW is declared.")
+def aircraft_registry(billing: BillingDatabase, reference: ReferenceData) -> dg.MaterializeResult:
+    from flight_fees.lib.db.models import Aircraft, Customer
+
+    types = reference.aircraft_types()
+    with billing.engine().connect() as conn:
+        n_aircraft = conn.execute(select(func.count()).select_from(Aircraft)).scalar_one()
+        no_mtow = conn.execute(
+            select(func.count()).select_from(Aircraft).where(Aircraft.mtow_kg.is_(None))
+        ).scalar_one()
+        no_customer = conn.execute(
+            select(func.count()).select_from(Aircraft).where(Aircraft.customer_id.is_(None))
+        ).scalar_one()
+        n_customers = conn.execute(select(func.count()).select_from(Customer)).scalar_one()
+    return dg.MaterializeResult(
+        metadata={
+            "aircraft": n_aircraft,
+            "aircraft_without_declared_mtow": no_mtow,
+            "aircraft_without_customer": no_customer,
+            "customers": n_customers,
+            "icao_types_in_type_table": len(types),
+        }
+    )

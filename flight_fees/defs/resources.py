@@ -1,0 +1,185 @@
+"""Resources: the billing database, the track source, reference data and output locations.
+
+Everything is configured from the environment by default (see README, "Configuration"), and
+every field can be overridden in the launchpad or in tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+from sqlalchemy import Engine
+
+from flight_fees.lib.db import make_engine
+from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.settings import Paths, database_url, home_dir
+from flight_fees.lib.workstore import WorkStore
+
+
+class BillingDatabase(dg.ConfigurableResource):
+    """The billing database (SQLite file by default, PostgreSQL via FLIGHT_FEES_DATABASE_URL)."""
+
+    url: str | None = None
+    lease_s: float = 3600.0
+    max_attempts: int = 5
+    retry_backoff_s: float = 60.0
+
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.url or database_url())
+        return self._engine
+
+    def queue(self) -> FlightQueue:
+        return FlightQueue(
+            self.engine(),
+            lease_s=self.lease_s,
+            max_attempts=self.max_attempts,
+            retry_backoff_s=self.retry_backoff_s,
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class TrackStore(dg.ConfigurableResource):
+    """Where tracks come from: ``pinot`` (PINOT_HTTP_BROKER_URL, PINOT_* settings), ``parquet``
+    (the embedded store under the home directory) or ``auto`` (Pinot when configured)."""
+
+    kind: str = "auto"
+    parquet_root: str | None = None
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_s: float = 120.0
+
+    def source(self) -> Any:
+        from flight_fees.lib.tracks import make_track_source
+
+        kind = None if self.kind == "auto" else self.kind
+        root = Path(self.parquet_root) if self.parquet_root else None
+        return make_track_source(kind, store=root)
+
+    def breaker(self, engine: Engine, name: str) -> Any:
+        from flight_fees.lib.breaker import CircuitBreaker
+
+        return CircuitBreaker(
+            engine,
+            name,
+            failure_threshold=self.breaker_failure_threshold,
+            cooldown_s=self.breaker_cooldown_s,
+        )
+
+
+class ReferenceData(dg.ConfigurableResource):
+    """Reference files; empty fields mean the shipped defaults."""
+
+    firs_path: str | None = None
+    fir_id_property: str | None = None
+    fir_name_property: str | None = None
+    fir_country_property: str | None = None
+    charging_zones_path: str | None = None
+    tariffs_path: str | None = None
+    unit_rates_csv: str | None = None
+    fx_rates_path: str | None = None
+    fx_format: str = "auto"  # auto | ecb | plain
+    aircraft_types_path: str | None = None
+    attributes_csv: str | None = None
+
+    _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def _cached(self, key: str, factory: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = factory()
+        return self._cache[key]
+
+    def firs(self) -> Any:
+        from flight_fees.lib.firs import load_firs
+
+        return self._cached(
+            "firs",
+            lambda: load_firs(
+                self.firs_path,
+                id_property=self.fir_id_property,
+                name_property=self.fir_name_property,
+                country_property=self.fir_country_property,
+            ),
+        )
+
+    def charging_zones(self) -> Any:
+        from flight_fees.lib.zones import load_charging_zones
+
+        return self._cached("zones", lambda: load_charging_zones(self.charging_zones_path))
+
+    def tariffs(self) -> Any:
+        from flight_fees.lib import tariffs as t
+
+        def load() -> Any:
+            loaded = t.load_tariffs(self.tariffs_path)
+            if self.unit_rates_csv:
+                loaded = t.load_unit_rates_csv(self.unit_rates_csv, loaded)
+            return loaded
+
+        return self._cached("tariffs", load)
+
+    def fx_rates(self) -> Any:
+        from flight_fees.lib.fx import load_fx_rates
+
+        return self._cached("fx", lambda: load_fx_rates(self.fx_rates_path, fmt=self.fx_format))
+
+    def aircraft_types(self) -> Any:
+        from flight_fees.lib.aircraft_types import load_aircraft_types
+
+        return self._cached("types", lambda: load_aircraft_types(self.aircraft_types_path))
+
+    def airports(self) -> Any:
+        from flight_fees.lib.demo import read_airports
+
+        return self._cached("airports", read_airports)
+
+
+class Workspace(dg.ConfigurableResource):
+    """Output locations below the flight_fees home (maps, invoices, logs, intermediates)."""
+
+    home: str | None = None
+    keep_logs: int = 100
+
+    def paths(self) -> Paths:
+        return Paths(Path(self.home).resolve() if self.home else home_dir())
+
+    def work_store(self) -> WorkStore:
+        return WorkStore(self.paths().home / "work")
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Tunables of the processing stages."""
+
+    gap_threshold_s: float = 600.0
+    jitter_s: float = 60.0
+    max_speed_kt: float = 1200.0
+    min_points: int = 10
+    render_maps: bool = True
+    #: how long run-scoped intermediate frames are kept
+    keep_intermediates_days: int = 14
+
+    def keep_intermediates(self) -> dt.timedelta:
+        return dt.timedelta(days=self.keep_intermediates_days)
+
+
+def default_resources() -> dict[str, Any]:
+    return {
+        "billing": BillingDatabase(),
+        "track_store": TrackStore(),
+        "reference": ReferenceData(),
+        "workspace": Workspace(),
+        "settings": PipelineSettings(),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=default_resources())

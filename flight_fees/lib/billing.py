@@ -1,0 +1,210 @@
+"""Writing fee lines: all lines of a flight, its ``flights`` row and the deletion of its queue
+row commit in one transaction, or none of it does.
+
+Re-processing a flight replaces its not-yet-invoiced lines (no duplicates: ``(flight_id,
+line_no)`` is unique). A flight with invoiced lines is refused (``already_invoiced``): void the
+invoice first. On PostgreSQL, concurrent writers of the same flight are serialised by a
+transaction-scoped advisory lock per flight.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from flight_fees.lib.db.engine import transaction
+from flight_fees.lib.db.models import FeeLine, Flight, Invoice
+from flight_fees.lib.queue import FlightQueue
+
+log = logging.getLogger(__name__)
+
+FEE_LINE_COLUMNS = {c.name for c in FeeLine.__table__.columns} - {"id", "created_at"}
+FLIGHT_COLUMNS = {c.name for c in Flight.__table__.columns} - {"created_at", "updated_at"}
+
+
+@dataclass
+class FlightBill:
+    """What to store for one flight: its fee lines and resolved attributes."""
+
+    flight_id: int
+    lines: list[dict[str, Any]]
+    flight: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PersistResult:
+    written: dict[int, int] = field(default_factory=dict)  # flight_id -> lines written
+    failures: dict[int, tuple[str, str]] = field(default_factory=dict)  # category, message
+
+    @property
+    def lines(self) -> int:
+        return sum(self.written.values())
+
+
+def _clean_line(line: Mapping[str, Any]) -> dict[str, Any]:
+    row = {k: v for k, v in line.items() if k in FEE_LINE_COLUMNS}
+    details = line.get("details", line.get("formula_details"))
+    if details is not None and not isinstance(details, str):
+        row["details"] = json.dumps(details, default=str, sort_keys=True)
+    for key in ("entry_time", "exit_time"):
+        value = row.get(key)
+        if hasattr(value, "to_pydatetime"):
+            row[key] = value.to_pydatetime()
+    for key in ("entry_lat", "entry_lon", "exit_lat", "exit_lon"):
+        if row.get(key) is not None:
+            row[key] = Decimal(str(round(float(row[key]), 6)))
+    if row.get("flown_km") is not None and not isinstance(row["flown_km"], Decimal):
+        row["flown_km"] = Decimal(str(round(float(row["flown_km"]), 3)))
+    row["interpolated"] = bool(row.get("interpolated", False))
+    return row
+
+
+def _lock_flights(session: Session, flight_ids: Sequence[int]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        for fid in sorted(flight_ids):  # a fixed order: no deadlock between writers
+            session.execute(select(func.pg_advisory_xact_lock(fid)))
+
+
+def invoiced_flights(session: Session, flight_ids: Sequence[int]) -> dict[int, str]:
+    """Flights among ``flight_ids`` that already have lines on a live invoice."""
+    rows = session.execute(
+        select(FeeLine.flight_id, func.min(Invoice.number))
+        .join(Invoice, Invoice.id == FeeLine.invoice_id)
+        .where(FeeLine.flight_id.in_(list(flight_ids)))
+        .group_by(FeeLine.flight_id)
+    ).all()
+    return {fid: number for fid, number in rows}
+
+
+def _upsert_flights(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = dt.datetime.now(dt.UTC)
+    clean = [{**{k: v for k, v in r.items() if k in FLIGHT_COLUMNS}, "updated_at": now} for r in rows]
+    columns = set().union(*(r.keys() for r in clean))
+    for r in clean:
+        for c in columns:
+            r.setdefault(c, None)
+    stmt = insert_fn(Flight).values(clean)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["flight_id"],
+        set_={c: stmt.excluded[c] for c in columns if c != "flight_id"},
+    )
+    session.execute(stmt)
+
+
+def _write_chunk(session: Session, bills: Sequence[FlightBill], batch_id: str | None) -> dict[int, int]:
+    ids = [b.flight_id for b in bills]
+    _lock_flights(session, ids)
+    session.execute(
+        delete(FeeLine)
+        .where(FeeLine.flight_id.in_(ids), FeeLine.invoice_id.is_(None))
+        .execution_options(synchronize_session=False)
+    )
+    rows = [
+        {**_clean_line(line), "flight_id": b.flight_id, "batch_id": batch_id}
+        for b in bills
+        for line in b.lines
+    ]
+    if rows:
+        session.execute(FeeLine.__table__.insert(), rows)
+    _upsert_flights(
+        session,
+        [
+            {**b.flight, "flight_id": b.flight_id, "status": "billed", "batch_id": batch_id,
+             "error_category": None, "last_error": None}
+            for b in bills
+        ],
+    )
+    FlightQueue.complete(session, ids)
+    return {b.flight_id: len(b.lines) for b in bills}
+
+
+def persist_bills(
+    engine: Engine,
+    bills: Sequence[FlightBill],
+    *,
+    batch_id: str | None = None,
+    chunk_size: int = 200,
+) -> PersistResult:
+    """Store the bills, a chunk of flights per transaction; a failing chunk is retried flight
+    by flight so that one bad flight never blocks the others."""
+    result = PersistResult()
+    for start in range(0, len(bills), chunk_size):
+        chunk = list(bills[start : start + chunk_size])
+        with transaction(engine) as session:
+            refused = invoiced_flights(session, [b.flight_id for b in chunk])
+        for fid, number in refused.items():
+            result.failures[fid] = (
+                "already_invoiced",
+                f"flight {fid} is billed on invoice {number}; void that invoice to re-bill it",
+            )
+        chunk = [b for b in chunk if b.flight_id not in refused]
+        if not chunk:
+            continue
+        try:
+            with transaction(engine) as session:
+                result.written.update(_write_chunk(session, chunk, batch_id))
+        except Exception as exc:  # isolate the culprit
+            log.warning("[DATABASE] chunk of %d flights failed (%s); retrying one by one",
+                        len(chunk), exc)
+            for bill in chunk:
+                try:
+                    with transaction(engine) as session:
+                        result.written.update(_write_chunk(session, [bill], batch_id))
+                except Exception as one_exc:
+                    result.failures[bill.flight_id] = ("database", f"{type(one_exc).__name__}: {one_exc}")
+    return result
+
+
+def record_flight_failures(
+    engine: Engine,
+    queue: FlightQueue,
+    failures: Mapping[int, tuple[str, str]],
+    *,
+    flights: Mapping[int, Mapping[str, Any]] | None = None,
+    batch_id: str | None = None,
+    release_categories: frozenset[str] = frozenset({"source_unavailable"}),
+) -> dict[int, str]:
+    """Mark failed flights in the queue (and in ``flights``), each in its own transaction.
+
+    ``source_unavailable`` flights are released back to ``queued`` without counting an
+    attempt. Returns flight_id -> new queue status.
+    """
+    statuses: dict[int, str] = {}
+    for fid, (category, message) in failures.items():
+        with transaction(engine) as session:
+            if category in release_categories:
+                queue.release([fid], category, message, session=session)
+                statuses[fid] = "queued"
+            else:
+                statuses[fid] = queue.fail(fid, category, message, session=session) or "failed"
+            row = dict((flights or {}).get(fid, {}))
+            row.update(flight_id=fid, status="blocked" if category == "attribute_conflict" else "failed",
+                       error_category=category, last_error=message[:4000], batch_id=batch_id)
+            _upsert_flights(session, [row])
+    return statuses
+
+
+def fee_line_totals(engine: Engine, flight_ids: Sequence[int]) -> dict[str, Decimal]:
+    """Billing totals per currency over the current lines of ``flight_ids``."""
+    if not flight_ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(FeeLine.billing_currency, func.sum(FeeLine.billing_amount))
+            .where(FeeLine.flight_id.in_(list(flight_ids)))
+            .group_by(FeeLine.billing_currency)
+        ).all()
+    return {ccy: Decimal(str(total)) for ccy, total in rows}

@@ -1,0 +1,84 @@
+"""Run-scoped intermediate frames of the pipeline (tracks, crossings, zone visits, failures).
+
+Each processing run writes its stage outputs as Parquet files keyed by stage, UTC day and run
+id: ``<root>/<stage>/day=YYYY-MM-DD/<run_id>.parquet``. Two runs of the same day never read
+each other's flights, and analysts can open any stage of any run with pandas or DuckDB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+@dataclass(frozen=True)
+class WorkStore:
+    root: Path
+
+    def path(self, stage: str, day: dt.date, run_id: str, suffix: str = ".parquet") -> Path:
+        for part in (stage, run_id):
+            if not _SAFE.match(part):
+                raise ValueError(f"unsafe work-store key {part!r}")
+        return self.root / stage / f"day={day.isoformat()}" / f"{run_id}{suffix}"
+
+    def write_frame(self, stage: str, day: dt.date, run_id: str, frame: pd.DataFrame) -> Path:
+        """Write atomically (temp file + rename): a crash never leaves a half file behind."""
+        target = self.path(stage, day, run_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+    def read_frame(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> pd.DataFrame:
+        """The frame of the first run id that has one (a re-execution reads its parent's)."""
+        tried = []
+        for run_id in run_ids:
+            target = self.path(stage, day, run_id)
+            if target.exists():
+                return pd.read_parquet(target)
+            tried.append(run_id)
+        raise FileNotFoundError(
+            f"no {stage!r} frame for {day} in runs {', '.join(tried)}; "
+            f"materialize the upstream asset in this run first"
+        )
+
+    def write_json(self, stage: str, day: dt.date, run_id: str, payload: object) -> Path:
+        target = self.path(stage, day, run_id, ".json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(payload, indent=1, default=str))
+        return target
+
+    def read_json(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> object:
+        for run_id in run_ids:
+            target = self.path(stage, day, run_id, ".json")
+            if target.exists():
+                return json.loads(target.read_text())
+        return None
+
+    def prune(self, older_than: dt.timedelta, *, now: dt.datetime | None = None) -> int:
+        """Delete intermediate files older than ``older_than``; returns how many."""
+        cutoff = ((now or dt.datetime.now(dt.UTC)) - older_than).timestamp()
+        removed = 0
+        if not self.root.exists():
+            return 0
+        for path in self.root.rglob("*"):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        return removed
