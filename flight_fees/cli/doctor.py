@@ -45,7 +45,9 @@ def check_track_source() -> Check:
     except TrackSourceError as exc:
         return Check(f"track source ({kind})", False, str(exc), f"{kind} track source unreachable")
     except Exception as exc:  # configuration errors
-        return Check(f"track source ({kind})", False, str(exc), f"{kind} track source misconfigured")
+        return Check(
+            f"track source ({kind})", False, str(exc), f"{kind} track source misconfigured"
+        )
     return Check(f"track source ({kind})", True, getattr(source, "description", source.name))
 
 

@@ -132,15 +132,16 @@ def queue_summary(
     console.print(table)
     age = stats.oldest_queued_age_s()
     console.print(
-        "oldest queued flight: "
-        + (f"{_format_age(age)} old" if age is not None else "none queued")
+        "oldest queued flight: " + (f"{_format_age(age)} old" if age is not None else "none queued")
     )
     if stats.last_errors:
         err = Table(title="recent errors")
         for col in ("flight_id", "status", "category", "attempts", "message"):
             err.add_column(col)
         for flight_id, status, category, message, attempts in stats.last_errors:
-            err.add_row(str(flight_id), status, category or "", str(attempts), (message or "")[:120])
+            err.add_row(
+                str(flight_id), status, category or "", str(attempts), (message or "")[:120]
+            )
         console.print(err)
 
 
@@ -164,7 +165,9 @@ def doctor() -> None:
     for col in ("check", "status", "detail"):
         table.add_column(col)
     for check in checks:
-        table.add_row(check.name, "[green]ok[/green]" if check.ok else "[red]FAIL[/red]", check.detail)
+        table.add_row(
+            check.name, "[green]ok[/green]" if check.ok else "[red]FAIL[/red]", check.detail
+        )
     console.print(table)
     failed = [c for c in checks if not c.ok]
     if failed:

@@ -1,7 +1,5 @@
 """Metadata helpers for the Dagster UI (markdown tables, escaped)."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Sequence
 from typing import Any
 

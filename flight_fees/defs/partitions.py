@@ -1,7 +1,5 @@
 """Daily UTC partitions, matching the time-partitioned segments of the Pinot track table."""
 
-from __future__ import annotations
-
 import datetime as dt
 import os
 

@@ -4,8 +4,6 @@ Everything is configured from the environment by default (see README, "Configura
 every field can be overridden in the launchpad or in tests.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 from pathlib import Path
 from typing import Any

@@ -66,9 +66,7 @@ def fetch_tracks_stage(
             requested=requested,
             source_error=failure,
         )
-    failures: Failures = {
-        int(fid): (f.category, f.message) for fid, f in fetched.failures.items()
-    }
+    failures: Failures = {int(fid): (f.category, f.message) for fid, f in fetched.failures.items()}
     cleaned = clean_tracks(
         fetched.tracks, max_gap_s=max_gap_s, max_speed_kt=max_speed_kt, min_points=min_points
     )
@@ -175,7 +173,9 @@ def crossings_stage(
     )
     visits = zone_visits(crossings, zones, aerodromes=aerodromes)
     seen = set(crossings["flight_id"].unique().tolist()) if len(crossings) else set()
-    without = sorted(int(f) for f in tracks["flight_id"].unique() if f not in seen) if len(tracks) else []
+    without = (
+        sorted(int(f) for f in tracks["flight_id"].unique() if f not in seen) if len(tracks) else []
+    )
     return CrossingStage(crossings=crossings, visits=visits, flights_without_crossings=without)
 
 
@@ -205,9 +205,12 @@ def render_maps_stage(
         title = None
         if attr_index is not None and fid in attr_index.index:
             row = attr_index.loc[fid]
-            title = " ".join(
-                str(v) for v in (row.get("callsign"), row.get("registration")) if _present(v)
-            ) or None
+            title = (
+                " ".join(
+                    str(v) for v in (row.get("callsign"), row.get("registration")) if _present(v)
+                )
+                or None
+            )
         try:
             paths[fid] = render_flight_map(
                 track, flight_crossings, firs, out_dir / f"{fid}.html", title=title
@@ -221,7 +224,11 @@ def render_maps_stage(
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value) != ""
+    return (
+        value is not None
+        and not (isinstance(value, float) and np.isnan(value))
+        and str(value) != ""
+    )
 
 
 def write_maps_index(day: dt.date, paths: Mapping[int, Path], out: Path) -> Path:
@@ -238,3 +245,164 @@ def write_maps_index(day: dt.date, paths: Mapping[int, Path], out: Path) -> Path
         encoding="utf-8",
     )
     return out
+
+
+# -- stage 3: fee lines ----------------------------------------------------------------------
+
+
+@dataclass
+class BillStage:
+    bills: list[Any]  # billing.FlightBill
+    failures: Failures
+    conflicts: list[Any]  # attributes.Conflict
+    lines: pd.DataFrame
+
+    def preview(self, limit: int = 30) -> pd.DataFrame:
+        columns = [
+            "flight_id",
+            "zone_id",
+            "fir_ids",
+            "distance_km",
+            "mtow_kg",
+            "tariff_version",
+            "local_amount",
+            "local_currency",
+            "fx_rate",
+            "billing_amount",
+            "billing_currency",
+        ]
+        if self.lines.empty:
+            return pd.DataFrame(columns=columns)
+        return self.lines[columns].head(limit)
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() if _present(value) and str(value).strip() else None
+
+
+def bill_stage(
+    engine: Any,
+    visits: pd.DataFrame,
+    attrs: pd.DataFrame,
+    *,
+    tariffs: Any,
+    fx: Any,
+    aircraft_types: Any,
+    attributes_csv: str | Path | None = None,
+) -> BillStage:
+    """Resolve flight attributes (operator, MTOW), quote every zone visit and build one
+    :class:`~flight_fees.lib.billing.FlightBill` per billable flight.
+
+    Failures: ``attribute_conflict`` (critical sources disagree: not billed until a human
+    resolves it), ``unknown_aircraft`` (no operator known), ``unknown_customer``,
+    ``unknown_mtow``, and the tariff/FX categories of
+    :func:`flight_fees.lib.fees.compute_fee_lines`.
+    """
+    from sqlalchemy import select
+
+    from flight_fees.lib.aircraft_types import select_mtow_frame
+    from flight_fees.lib.attributes import (
+        blocked_flight_ids,
+        default_attribute_sources,
+        record_conflicts,
+        resolve_attributes,
+    )
+    from flight_fees.lib.billing import FlightBill
+    from flight_fees.lib.db.engine import transaction
+    from flight_fees.lib.db.models import Customer
+    from flight_fees.lib.fees import compute_fee_lines
+
+    failures: Failures = {}
+    if attrs.empty:
+        return BillStage([], failures, [], pd.DataFrame())
+    flight_ids = [int(f) for f in attrs["flight_id"]]
+    sources = default_attribute_sources(engine, attrs, csv_path=attributes_csv)
+    resolved = resolve_attributes(attrs[["flight_id"]], sources)
+    if resolved.conflicts:
+        with transaction(engine) as session:
+            record_conflicts(session, resolved.conflicts)
+    for conflict in resolved.conflicts:
+        failures[conflict.flight_id] = (
+            "attribute_conflict",
+            f"sources disagree on {conflict.field}: {conflict.candidates}; resolve it "
+            "(flight_conflicts) before billing",
+        )
+    for fid in blocked_flight_ids(engine, flight_ids):
+        failures.setdefault(
+            fid, ("attribute_conflict", "an open attribute conflict blocks billing")
+        )
+
+    resolved_frame = resolved.attributes.set_index("flight_id")
+    base = attrs.set_index("flight_id")
+    with engine.connect() as conn:
+        customers = {
+            row.code: row
+            for row in conn.execute(select(Customer.id, Customer.code, Customer.billing_currency))
+        }
+    mtows = select_mtow_frame(
+        resolved_frame.reset_index().rename(columns={"mtow_kg": "registration_mtow_kg"}),
+        aircraft_types,
+    ).set_index(resolved_frame.index)
+
+    rows: list[dict[str, Any]] = []
+    flight_info: dict[int, dict[str, Any]] = {}
+    for fid in flight_ids:
+        if fid in failures:
+            continue
+        r = resolved_frame.loc[fid] if fid in resolved_frame.index else pd.Series(dtype=object)
+        registration = _text(r.get("registration"))
+        operator = _text(r.get("operator"))
+        if operator is None:
+            failures[fid] = (
+                "unknown_aircraft",
+                f"no operator known for registration {registration or '?'} "
+                "(add it to the aircraft table)",
+            )
+            continue
+        customer = customers.get(operator)
+        if customer is None:
+            failures[fid] = ("unknown_customer", f"operator {operator!r} is not a customer")
+            continue
+        mtow = mtows.loc[fid]
+        if mtow["mtow_kg"] is None:
+            failures[fid] = ("unknown_mtow", str(mtow["mtow_error"]))
+            continue
+        flight_date = base.loc[fid, "flight_date"]
+        rows.append(
+            {
+                "flight_id": fid,
+                "flight_date": flight_date,
+                "mtow_kg": mtow["mtow_kg"],
+                "flags": r.get("flags") if _present(r.get("flags")) else None,
+                "billing_currency": customer.billing_currency,
+            }
+        )
+        flight_info[fid] = {
+            "flight_date": flight_date,
+            "callsign": _text(r.get("callsign")),
+            "registration": registration,
+            "icao24": _text(r.get("icao24")),
+            "aircraft_type": _text(r.get("aircraft_type")),
+            "origin": _text(r.get("origin")),
+            "destination": _text(r.get("destination")),
+            "customer_id": customer.id,
+            "mtow_kg": mtow["mtow_kg"],
+            "mtow_source": mtow["mtow_source"],
+        }
+    flights = pd.DataFrame(
+        rows, columns=["flight_id", "flight_date", "mtow_kg", "flags", "billing_currency"]
+    )
+    billable = visits[visits["flight_id"].isin(list(flight_info))] if len(visits) else visits
+    result = compute_fee_lines(billable, flights, tariffs, fx)
+    failures.update({int(k): v for k, v in result.failures.items()})
+    lines_by_flight: dict[int, list[dict[str, Any]]] = {}
+    for line in result.lines.to_dict("records"):
+        fid = int(line["flight_id"])
+        line["customer_id"] = flight_info[fid]["customer_id"]
+        lines_by_flight.setdefault(fid, []).append(line)
+    bills = [
+        FlightBill(fid, lines_by_flight.get(fid, []), info)
+        for fid, info in flight_info.items()
+        if fid not in failures
+    ]
+    return BillStage(bills, failures, list(resolved.conflicts), result.lines)

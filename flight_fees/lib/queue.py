@@ -53,7 +53,11 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 def _db_time(engine_or_session: Engine | Session, value: dt.datetime) -> dt.datetime:
     """SQLite compares timestamps as text: bind naive UTC there, aware UTC elsewhere."""
-    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    bind = (
+        engine_or_session.get_bind()
+        if isinstance(engine_or_session, Session)
+        else engine_or_session
+    )
     value = value.astimezone(dt.UTC)
     return value.replace(tzinfo=None) if bind.dialect.name == "sqlite" else value
 
@@ -252,7 +256,9 @@ class FlightQueue:
             session.execute(
                 update(Q)
                 .where(Q.id.in_([r.id for r in rows]))
-                .values(status="processing", claimed_by=worker[:200], claimed_at=now, updated_at=now)
+                .values(
+                    status="processing", claimed_by=worker[:200], claimed_at=now, updated_at=now
+                )
                 .execution_options(synchronize_session=False)
             )
         return [ClaimedFlight(r.flight_id, r.flight_date, r.priority, r.attempts) for r in rows]
@@ -266,7 +272,9 @@ class FlightQueue:
             res = session.execute(
                 update(Q)
                 .where(Q.flight_id.in_(list(flight_ids)), Q.status != "dead")
-                .values(status="processing", claimed_by=worker[:200], claimed_at=now, updated_at=now)
+                .values(
+                    status="processing", claimed_by=worker[:200], claimed_at=now, updated_at=now
+                )
                 .execution_options(synchronize_session=False)
             )
             return res.rowcount or 0
@@ -330,7 +338,12 @@ class FlightQueue:
         return item.status
 
     def release(
-        self, flight_ids: Sequence[int], category: str, message: str, *, session: Session | None = None
+        self,
+        flight_ids: Sequence[int],
+        category: str,
+        message: str,
+        *,
+        session: Session | None = None,
     ) -> int:
         """Put claimed flights back to ``queued`` without counting an attempt."""
         if not flight_ids:
@@ -352,6 +365,26 @@ class FlightQueue:
             .execution_options(synchronize_session=False)
         )
         return res.rowcount or 0
+
+    def fail_claimed(self, worker: str, category: str, message: str) -> dict[int, str]:
+        """Fail every flight still ``processing`` under ``worker`` (its run crashed before
+        settling them); flights the run already completed or failed are untouched."""
+        with Session(self.engine) as session:
+            ids = (
+                session.execute(
+                    select(Q.flight_id).where(
+                        Q.claimed_by == worker[:200], Q.status == "processing"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        statuses: dict[int, str] = {}
+        for fid in ids:
+            status = self.fail(fid, category, message)
+            if status:
+                statuses[fid] = status
+        return statuses
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -169,3 +169,16 @@ def test_concurrent_claimers_get_every_row_exactly_once(pg_engine, postgres_data
     claimed = [fid for r in results for fid in r]
     assert sorted(claimed) == list(range(1, 1001))  # all claimed, none twice
     assert sum(1 for r in results if r) >= 2  # the work really was shared
+
+
+def test_fail_claimed_settles_only_what_the_crashed_run_left(queue, engine):
+    queue.enqueue([1, 2, 3])
+    queue.claim("sensor", 3)
+    queue.touch([1, 2, 3], "run:abc")
+    with transaction(engine) as session:
+        FlightQueue.complete(session, [1])  # billed before the crash
+    queue.fail(2, "unknown_mtow", "no MTOW")  # failed before the crash
+    statuses = queue.fail_claimed("run:abc", "internal", "run crashed: boom")
+    assert statuses == {3: "failed"}
+    stats = queue.stats()
+    assert stats.by_status == {"failed": 2}

@@ -1,7 +1,5 @@
 """``invoices``: consolidated invoices per customer and billing period."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 import dagster as dg
@@ -50,7 +48,9 @@ def invoices(
     totals = result.totals_by_currency()
     context.log.info(
         "[SCHEDULED] consolidation for %s: %d invoice(s) %s",
-        day, len(result.invoice_numbers), {k: str(v) for k, v in totals.items()},
+        day,
+        len(result.invoice_numbers),
+        {k: str(v) for k, v in totals.items()},
     )
     rows = "\n".join(
         f"| {inv.number} | {inv.customer_code} | {inv.period_start} .. {inv.period_end} | "

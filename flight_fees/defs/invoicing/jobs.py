@@ -1,7 +1,5 @@
 """Invoicing jobs: consolidation (asset job) and the overdue sweep (op job)."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 import dagster as dg
@@ -21,7 +19,9 @@ def mark_overdue(context: dg.OpExecutionContext, billing: BillingDatabase) -> No
 
     today = dt.datetime.now(dt.UTC).date()
     changed = sweep(billing.engine(), today)
-    context.log.info("[SCHEDULED] %d invoice(s) marked OVERDUE: %s", len(changed), ", ".join(changed))
+    context.log.info(
+        "[SCHEDULED] %d invoice(s) marked OVERDUE: %s", len(changed), ", ".join(changed)
+    )
 
 
 @dg.job(name="mark_overdue_invoices", description="Mark PENDING invoices past due as OVERDUE.")

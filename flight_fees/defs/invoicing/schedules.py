@@ -1,7 +1,5 @@
 """Schedules: consolidation daily at 01:00, the overdue sweep hourly."""
 
-from __future__ import annotations
-
 import datetime as dt
 import os
 
@@ -32,8 +30,9 @@ def consolidate_invoices_daily(context: dg.ScheduleEvaluationContext) -> dg.RunR
     scheduled = context.scheduled_execution_time
     config = consolidation_run_config(scheduled)
     as_of = config["ops"]["invoices"]["config"]["as_of"]
-    return dg.RunRequest(run_key=f"consolidate-{as_of}", run_config=config,
-                         tags={"flight_fees/as_of": as_of})
+    return dg.RunRequest(
+        run_key=f"consolidate-{as_of}", run_config=config, tags={"flight_fees/as_of": as_of}
+    )
 
 
 mark_overdue_invoices_hourly = dg.ScheduleDefinition(

@@ -7,12 +7,9 @@ A run of a day partition processes the flight ids in its run config (the queue s
 billing database.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import time
 import uuid
-from collections.abc import Sequence
 
 import dagster as dg
 
@@ -61,8 +58,14 @@ def _mark_failures(
         billing.engine(), billing.queue(), failures, batch_id=context.run_id
     )
     for fid, (category, message) in sorted(failures.items())[:20]:
-        context.log.warning("[INGESTION] %s: flight %s failed (%s): %s -> %s",
-                            stage, fid, category, message, statuses.get(fid))
+        context.log.warning(
+            "[INGESTION] %s: flight %s failed (%s): %s -> %s",
+            stage,
+            fid,
+            category,
+            message,
+            statuses.get(fid),
+        )
     if len(failures) > 20:
         context.log.warning("[INGESTION] %s: %d more failed flight(s)", stage, len(failures) - 20)
 
@@ -101,7 +104,9 @@ def flight_tracks(
         )
     started = time.perf_counter()
     stage = fetch_tracks_stage(
-        source, day, ids or None,
+        source,
+        day,
+        ids or None,
         max_gap_s=settings.gap_threshold_s,
         max_speed_kt=settings.max_speed_kt,
         min_points=settings.min_points,
@@ -127,7 +132,12 @@ def flight_tracks(
     elapsed = time.perf_counter() - started
     context.log.info(
         "[INGESTION] %s: %d flight(s) with tracks, %d failed, %d points, %d queries, %.1f s",
-        day, len(attrs), len(stage.failures), len(stage.tracks), stage.queries, elapsed,
+        day,
+        len(attrs),
+        len(stage.failures),
+        len(stage.tracks),
+        stage.queries,
+        elapsed,
     )
     report = stage.report
     return dg.MaterializeResult(
@@ -183,10 +193,16 @@ def fir_crossings(
     store.write_frame("zone_visits", day, context.run_id, stage.visits)
     per_fir = (
         stage.crossings.groupby("fir_id").size().sort_values(ascending=False)
-        if len(stage.crossings) else None
+        if len(stage.crossings)
+        else None
     )
-    context.log.info("[INGESTION] %s: %d crossings, %d zone visits in %.2f s",
-                     day, len(stage.crossings), len(stage.visits), elapsed)
+    context.log.info(
+        "[INGESTION] %s: %d crossings, %d zone visits in %.2f s",
+        day,
+        len(stage.crossings),
+        len(stage.visits),
+        elapsed,
+    )
     preview_cols = ["flight_id", "fir_id", "entry_time", "exit_time", "distance_km", "interpolated"]
     return dg.MaterializeResult(
         metadata={
@@ -194,14 +210,16 @@ def fir_crossings(
             "crossings": len(stage.crossings),
             "zone_visits": len(stage.visits),
             "interpolated_crossings": int(stage.crossings["interpolated"].sum())
-            if len(stage.crossings) else 0,
+            if len(stage.crossings)
+            else 0,
             "flights_outside_every_fir": len(stage.flights_without_crossings),
             "points_per_second": round(len(tracks) / elapsed, 0) if elapsed > 0 else 0.0,
             "crossings_per_fir": dg.MetadataValue.json(
                 {str(k): int(v) for k, v in per_fir.items()} if per_fir is not None else {}
             ),
             "preview": md_table(stage.crossings[preview_cols].head(30))
-            if len(stage.crossings) else "no crossings",
+            if len(stage.crossings)
+            else "no crossings",
             "path": dg.MetadataValue.path(str(crossings_path)),
         }
     )
@@ -234,8 +252,12 @@ def fee_lines(
     attrs = store.read_frame("flight_attributes", day, runs)
     engine = billing.engine()
     batch_id = f"{day.isoformat()}-{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
-    log = ProcessingLog(batch_id=batch_id, started_at=dt.datetime.now(dt.UTC),
-                        run_id=context.run_id, partition_key=context.partition_key)
+    log = ProcessingLog(
+        batch_id=batch_id,
+        started_at=dt.datetime.now(dt.UTC),
+        run_id=context.run_id,
+        partition_key=context.partition_key,
+    )
     started = time.perf_counter()
     bills = bill_stage(
         engine,
@@ -252,9 +274,12 @@ def fee_lines(
     elapsed = time.perf_counter() - started
 
     per_flight = elapsed / max(1, len(persisted.written))
-    log.processed = [FlightTiming(fid, n, round(per_flight, 4)) for fid, n in sorted(persisted.written.items())]
+    log.processed = [
+        FlightTiming(fid, n, round(per_flight, 4)) for fid, n in sorted(persisted.written.items())
+    ]
     log.failed = [
-        {"flight_id": fid, "category": cat, "message": msg} for fid, (cat, msg) in sorted(failures.items())
+        {"flight_id": fid, "category": cat, "message": msg}
+        for fid, (cat, msg) in sorted(failures.items())
     ]
     totals = fee_line_totals(engine, list(persisted.written))
     log.summary = {"fee_lines": persisted.lines, "totals": {k: str(v) for k, v in totals.items()}}
@@ -262,9 +287,14 @@ def fee_lines(
     log_path = write_processing_log(log, workspace.paths().logs, keep=workspace.keep_logs)
     _record_batch(engine, log, len(attrs))
     store.prune(settings.keep_intermediates())
-    context.log.info("[DATABASE] batch %s: %d flight(s) billed with %d fee line(s), %d failed; %s",
-                     batch_id, len(persisted.written), persisted.lines, len(failures),
-                     {k: str(v) for k, v in totals.items()})
+    context.log.info(
+        "[DATABASE] batch %s: %d flight(s) billed with %d fee line(s), %d failed; %s",
+        batch_id,
+        len(persisted.written),
+        persisted.lines,
+        len(failures),
+        {k: str(v) for k, v in totals.items()},
+    )
     preview = bills.preview(limit=30)
     return dg.MaterializeResult(
         metadata={
@@ -290,10 +320,15 @@ def _record_batch(engine, log, requested: int) -> None:  # type: ignore[no-untyp
     with transaction(engine) as session:
         session.add(
             ProcessingBatch(
-                batch_id=log.batch_id, run_id=log.run_id, partition_key=log.partition_key,
-                started_at=log.started_at, finished_at=log.finished_at,
+                batch_id=log.batch_id,
+                run_id=log.run_id,
+                partition_key=log.partition_key,
+                started_at=log.started_at,
+                finished_at=log.finished_at,
                 status="succeeded" if not failed else ("partial" if ok else "failed"),
-                flights_requested=requested, flights_ok=ok, flights_failed=failed,
+                flights_requested=requested,
+                flights_ok=ok,
+                flights_failed=failed,
                 fee_lines=int(log.summary.get("fee_lines", 0)),
             )
         )
@@ -339,7 +374,9 @@ def flight_maps(
             "index": dg.MetadataValue.url(index.resolve().as_uri()),
             "directory": dg.MetadataValue.path(str(out_dir)),
             "examples": dg.MetadataValue.md(
-                "\n".join(f"- [{fid}]({p.resolve().as_uri()})" for fid, p in list(paths.items())[:10])
+                "\n".join(
+                    f"- [{fid}]({p.resolve().as_uri()})" for fid, p in list(paths.items())[:10]
+                )
                 or "none"
             ),
         }
@@ -356,4 +393,6 @@ def _store_map_paths(billing: BillingDatabase, paths: dict[int, object]) -> None
         return
     with transaction(billing.engine()) as session:
         for fid, path in paths.items():
-            session.execute(update(Flight).where(Flight.flight_id == fid).values(map_path=str(path)))
+            session.execute(
+                update(Flight).where(Flight.flight_id == fid).values(map_path=str(path))
+            )

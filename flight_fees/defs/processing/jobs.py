@@ -1,14 +1,14 @@
 """``process_flights``: tracks -> crossings -> fee lines -> maps for one UTC day."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from flight_fees.defs.partitions import daily_partitions
 
 process_flights = dg.define_asset_job(
     name="process_flights",
-    selection=dg.AssetSelection.assets("flight_tracks", "fir_crossings", "fee_lines", "flight_maps"),
+    selection=dg.AssetSelection.assets(
+        "flight_tracks", "fir_crossings", "fee_lines", "flight_maps"
+    ),
     partitions_def=daily_partitions,
     description="Bill the flights of one UTC day: the ids in run config (queue sensor, "
     "`flight-fees process`) or, without ids, every flight of the day (backfill).",

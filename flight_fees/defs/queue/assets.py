@@ -1,7 +1,5 @@
 """``queued_flights``: the queue table, observed as an external source asset."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from flight_fees.defs.resources import BillingDatabase
@@ -19,7 +17,10 @@ def queued_flights(billing: BillingDatabase) -> dg.ObserveResult:
     metadata: dict[str, dg.RawMetadataValue] = {
         "depth": stats.total,
         "oldest_queued_age_s": float(age) if age is not None else 0.0,
-        **{f"status_{s}": stats.by_status.get(s, 0) for s in ("queued", "processing", "failed", "dead")},
+        **{
+            f"status_{s}": stats.by_status.get(s, 0)
+            for s in ("queued", "processing", "failed", "dead")
+        },
     }
     if stats.last_errors:
         metadata["recent_errors"] = dg.MetadataValue.md(
@@ -40,5 +41,7 @@ def no_dead_flights(billing: BillingDatabase) -> dg.AssetCheckResult:
         passed=dead == 0,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"dead": dead, "failed": stats.by_status.get("failed", 0)},
-        description=None if dead == 0 else f"{dead} flight(s) exhausted their retries; re-enqueue after fixing",
+        description=None
+        if dead == 0
+        else f"{dead} flight(s) exhausted their retries; re-enqueue after fixing",
     )

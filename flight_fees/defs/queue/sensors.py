@@ -1,8 +1,6 @@
 """``flight_queue_sensor``: every 30 s, claim queued flights and request one ``process_flights``
 run per UTC day (high-priority flights first, with a higher ``dagster/priority``)."""
 
-from __future__ import annotations
-
 import datetime as dt
 import json
 import os
@@ -81,8 +79,11 @@ def flight_queue_sensor(
                     run_key=f"claim-{claim_id}-{request.day.isoformat()}-{request.priority}-{part}",
                     partition_key=request.day.isoformat(),
                     run_config={
-                        "ops": {"flight_tracks": {"config": {"flight_ids": list(ids),
-                                                             "claim_id": claim_id}}}
+                        "ops": {
+                            "flight_tracks": {
+                                "config": {"flight_ids": list(ids), "claim_id": claim_id}
+                            }
+                        }
                     },
                     tags={
                         "dagster/priority": str(request.run_priority),
@@ -108,6 +109,10 @@ def flight_queue_sensor(
     }
     context.log.info(
         "[INGESTION] claim %s: %d flight(s) -> %d run(s); %d undatable, %d out of range",
-        claim_id, len(claimed), len(run_requests), len(unplaced), len(out_of_range),
+        claim_id,
+        len(claimed),
+        len(run_requests),
+        len(unplaced),
+        len(out_of_range),
     )
     return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(cursor))

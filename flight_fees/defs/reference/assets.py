@@ -4,8 +4,6 @@ Materializing them validates the files (a bad tariff file fails here, loudly, be
 flight is billed) and records what the pipeline bills with.
 """
 
-from __future__ import annotations
-
 from collections import Counter
 
 import dagster as dg
@@ -17,8 +15,12 @@ from flight_fees.defs.resources import BillingDatabase, ReferenceData
 GROUP = "reference"
 
 
-@dg.asset(name="fir_boundaries", group_name=GROUP, kinds={"geojson", "shapely"},
-          description="Lateral boundaries of the flight information regions (FIRs).")
+@dg.asset(
+    name="fir_boundaries",
+    group_name=GROUP,
+    kinds={"geojson", "shapely"},
+    description="Lateral boundaries of the flight information regions (FIRs).",
+)
 def fir_boundaries(reference: ReferenceData) -> dg.MaterializeResult:
     firs = reference.firs()
     minx, miny, maxx, maxy = _bounds(firs)
@@ -39,8 +41,13 @@ def _bounds(firs) -> tuple[float, float, float, float]:  # type: ignore[no-untyp
     return tuple(float(v) for v in shapely.total_bounds(firs["geometry"].to_numpy()))  # type: ignore[return-value]
 
 
-@dg.asset(name="charging_zones", group_name=GROUP, deps=[fir_boundaries], kinds={"yaml"},
-          description="Charging zones: each zone covers one or more FIRs, effective-dated.")
+@dg.asset(
+    name="charging_zones",
+    group_name=GROUP,
+    deps=[fir_boundaries],
+    kinds={"yaml"},
+    description="Charging zones: each zone covers one or more FIRs, effective-dated.",
+)
 def charging_zones(reference: ReferenceData) -> dg.MaterializeResult:
     zones = reference.charging_zones()
     frame = zones.to_frame() if hasattr(zones, "to_frame") else None
@@ -53,8 +60,13 @@ def charging_zones(reference: ReferenceData) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(name="tariffs", group_name=GROUP, deps=[charging_zones], kinds={"yaml"},
-          description="Effective-dated tariffs per charging zone (formula, rates, rounding).")
+@dg.asset(
+    name="tariffs",
+    group_name=GROUP,
+    deps=[charging_zones],
+    kinds={"yaml"},
+    description="Effective-dated tariffs per charging zone (formula, rates, rounding).",
+)
 def tariffs(reference: ReferenceData) -> dg.MaterializeResult:
     loaded = reference.tariffs()
     versions = loaded.versions() if hasattr(loaded, "versions") else []
@@ -70,8 +82,12 @@ def tariffs(reference: ReferenceData) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(name="fx_rates", group_name=GROUP, kinds={"csv"},
-          description="Exchange rates per EUR (ECB reference-rate format or plain CSV).")
+@dg.asset(
+    name="fx_rates",
+    group_name=GROUP,
+    kinds={"csv"},
+    description="Exchange rates per EUR (ECB reference-rate format or plain CSV).",
+)
 def fx_rates(reference: ReferenceData) -> dg.MaterializeResult:
     rates = reference.fx_rates()
     first, last = rates.date_range()
@@ -85,9 +101,13 @@ def fx_rates(reference: ReferenceData) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(name="aircraft_registry", group_name=GROUP, kinds={"sqlalchemy"},
-          description="Aircraft known to billing (registration, type, declared MTOW, operator) "
-          "and the ICAO type table used when no MTOW is declared.")
+@dg.asset(
+    name="aircraft_registry",
+    group_name=GROUP,
+    kinds={"sqlalchemy"},
+    description="Aircraft known to billing (registration, type, declared MTOW, operator) "
+    "and the ICAO type table used when no MTOW is declared.",
+)
 def aircraft_registry(billing: BillingDatabase, reference: ReferenceData) -> dg.MaterializeResult:
     from flight_fees.lib.db.models import Aircraft, Customer
 

@@ -1,0 +1,209 @@
+"""``flight-fees demo``: seed the embedded demo data and run the pipeline end to end through
+Dagster (queue claim -> process_flights per day -> consolidate_invoices -> overdue sweep)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from decimal import Decimal
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from flight_fees.cli.common import err_console, fail
+
+console = Console()
+
+#: a fixed, complete week ending on a month end: reproducible numbers, weekly *and* monthly
+#: invoices, and (with short payment terms) overdue invoices
+DEMO_START = dt.date(2026, 10, 25)
+DEMO_DAYS = 7
+
+
+def demo_command(
+    flights: Annotated[int, typer.Option("--flights", "-n", help="Number of demo flights.")] = 60,
+    start: Annotated[
+        str, typer.Option(help="First UTC day of the demo week (YYYY-MM-DD).")
+    ] = DEMO_START.isoformat(),
+    days: Annotated[int, typer.Option(help="Number of days with flights.")] = DEMO_DAYS,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers).")] = 7,
+    fresh: Annotated[
+        bool, typer.Option(help="Start from an empty embedded database and store.")
+    ] = True,
+) -> None:
+    """Seed demo data (tracks, FIRs, customers, aircraft, tariffs, FX) and run the pipeline."""
+    import os
+
+    from flight_fees.cli.dagster_runs import (
+        ensure_dagster_home,
+        materialization_metadata,
+        run_consolidation,
+        run_failure_message,
+        run_overdue_sweep,
+        run_process_flights,
+    )
+    from flight_fees.lib.claims import group_by_day
+    from flight_fees.lib.db import make_engine, upgrade
+    from flight_fees.lib.demo import generate_demo, write_track_store
+    from flight_fees.lib.queue import FlightQueue
+    from flight_fees.lib.registry import load_aircraft, load_customers
+    from flight_fees.lib.settings import DATABASE_URL_ENV, paths
+
+    if os.environ.get(DATABASE_URL_ENV):
+        fail(f"the demo only writes to the embedded database; unset {DATABASE_URL_ENV}")
+    try:
+        start_day = dt.date.fromisoformat(start)
+    except ValueError:
+        fail(f"--start: not a date: {start!r}")
+    p = paths()
+    if fresh:
+        for target in (p.home / "billing.db", p.home / "billing.db-wal", p.home / "billing.db-shm"):
+            target.unlink(missing_ok=True)
+        for folder in (p.tracks, p.maps, p.invoices, p.home / "work"):
+            shutil.rmtree(folder, ignore_errors=True)
+    dagster_home = ensure_dagster_home()
+    engine = make_engine()
+    upgrade(engine)
+
+    console.rule("[bold]flight_fees demo")
+    data = generate_demo(n_flights=flights, start_day=start_day, n_days=days, seed=seed)
+    write_track_store(data.tracks, p.tracks)
+    load_customers(engine, data.customers)
+    load_aircraft(engine, data.aircraft)
+    console.print(
+        f"[INGESTION] track store {p.tracks}: {len(data.flights)} flights, "
+        f"{len(data.tracks):,} positions over {len(data.days)} day(s); "
+        f"{len(data.customers)} customers, {len(data.aircraft)} aircraft"
+    )
+
+    queue = FlightQueue(engine)
+    by_day = data.flights.groupby("flight_date")["flight_id"].apply(list)
+    for day, ids in by_day.items():
+        queue.enqueue([int(i) for i in ids], flight_date=day)
+    high = [int(data.flights["flight_id"].iloc[0])]
+    queue.enqueue(high, priority="high")
+    console.print(f"[INGESTION] queued {len(data.flights)} flights ({len(high)} high priority)")
+
+    # what the queue sensor does on a tick: claim, group by day, one run per day
+    claimed = queue.claim("demo", len(data.flights))
+    requests, unplaced = group_by_day(claimed)
+    billed = failed = lines = 0
+    totals: dict[str, Decimal] = {}
+    failures: list[tuple[int, str, str]] = []
+    for request in requests:
+        result = run_process_flights(
+            request.day,
+            list(request.flight_ids),
+            tags={"dagster/priority": str(request.run_priority)},
+        )
+        meta = materialization_metadata(result, "fee_lines")
+        if not result.success:
+            err_console.print(
+                f"[red]run for {request.day} failed:[/red] {run_failure_message(result)}"
+            )
+            failed += len(request.flight_ids)
+            continue
+        billed += int(meta.get("flights_billed", 0))
+        failed += int(meta.get("flights_failed", 0))
+        lines += int(meta.get("fee_lines", 0))
+        console.print(
+            f"  process_flights {request.day} ({request.priority}): "
+            f"{meta.get('flights_billed', 0)} billed, {meta.get('flights_failed', 0)} failed, "
+            f"{meta.get('fee_lines', 0)} fee lines  [run {result.run_id[:8]}]"
+        )
+
+    # the daily 01:00 schedule over the demo period: only invoice days produce invoices
+    from flight_fees.lib.db.models import Customer
+    from flight_fees.lib.invoicing import is_invoice_day
+
+    with engine.connect() as conn:
+        customers = conn.execute(select(Customer)).all()
+    last_day = start_day + dt.timedelta(days=days + 1)
+    invoice_days = sorted(
+        {
+            start_day + dt.timedelta(days=i)
+            for i in range((last_day - start_day).days + 1)
+            for c in customers
+            if is_invoice_day(c, start_day + dt.timedelta(days=i))
+        }
+    )
+    for day in invoice_days:
+        result = run_consolidation(day)
+        if not result.success:
+            err_console.print(
+                f"[red]consolidation {day} failed:[/red] {run_failure_message(result)}"
+            )
+            continue
+        meta = materialization_metadata(result, "invoices")
+        console.print(
+            f"  consolidate_invoices as of {day}: {meta.get('invoices_created', 0)} invoice(s)"
+        )
+    sweep = run_overdue_sweep()
+    if not sweep.success:
+        err_console.print(f"[red]overdue sweep failed:[/red] {run_failure_message(sweep)}")
+
+    _print_summary(engine, billed, failed, lines, totals, failures)
+    console.print(f"maps:      {p.maps}/<day>/index.html")
+    console.print(f"invoices:  {p.invoices}")
+    console.print(f"logs:      {p.logs}")
+    console.print(
+        f"dagster:   runs recorded in {dagster_home}; open the UI with [bold]make dev[/bold]"
+        " (http://127.0.0.1:3000)"
+    )
+    if billed == 0:
+        fail("the demo billed no flight")
+    if unplaced:
+        err_console.print(f"{len(unplaced)} flight(s) could not be dated")
+
+
+def _print_summary(engine, billed, failed, lines, totals, failures) -> None:  # type: ignore[no-untyped-def]
+    from flight_fees.lib.db.models import FeeLine, Flight, Invoice
+
+    with engine.connect() as conn:
+        n_lines = conn.execute(select(func.count()).select_from(FeeLine)).scalar_one()
+        n_failed = conn.execute(
+            select(Flight.flight_id, Flight.error_category, Flight.last_error).where(
+                Flight.status != "billed"
+            )
+        ).all()
+        line_totals = conn.execute(
+            select(
+                FeeLine.billing_currency, func.count(), func.sum(FeeLine.billing_amount)
+            ).group_by(FeeLine.billing_currency)
+        ).all()
+        invoices = conn.execute(
+            select(
+                Invoice.number,
+                Invoice.customer_id,
+                Invoice.period_start,
+                Invoice.period_end,
+                Invoice.line_count,
+                Invoice.total_amount,
+                Invoice.currency,
+                Invoice.status,
+                Invoice.due_date,
+            ).order_by(Invoice.number)
+        ).all()
+    console.rule("[bold]summary")
+    console.print(f"flights billed: {billed}   failed: {failed}   fee lines: {n_lines}")
+    for ccy, count, total in line_totals:
+        console.print(f"  fee lines in {ccy}: {count}, total {Decimal(str(total)):,.2f} {ccy}")
+    if n_failed:
+        for fid, cat, msg in n_failed[:10]:
+            console.print(f"  failed flight {fid}: {cat}: {msg}")
+    table = Table(title=f"{len(invoices)} invoice(s)")
+    for col in ("number", "period", "lines", "total", "status", "due"):
+        table.add_column(col)
+    for inv in invoices:
+        table.add_row(
+            inv.number,
+            f"{inv.period_start} .. {inv.period_end}",
+            str(inv.line_count),
+            f"{Decimal(str(inv.total_amount)):,.2f} {inv.currency}",
+            inv.status,
+            str(inv.due_date),
+        )
+    console.print(table)

@@ -1,0 +1,399 @@
+"""``flight-fees invoice ...``: list, show, pay, void and consolidate invoices.
+
+The lead mounts :data:`invoice_app` with ``app.add_typer(invoice_app, name="invoice")``.
+Expected failures (unknown number, refused transition, bad input, unreachable database) print
+one ``error:`` line on stderr and exit with code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flight_fees.cli.common import fail, open_engine
+from flight_fees.lib.db.models import INVOICE_STATUSES
+from flight_fees.lib.money import format_money
+
+__all__ = ["invoice_app"]
+
+invoice_app = typer.Typer(
+    help="Consolidated invoices: list, show, pay, void, consolidate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_ERROR = 1
+
+
+def _console() -> Console:
+    # created per command so that it writes to the current sys.stdout (CliRunner, pipes)
+    return Console(highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """Turn the expected domain errors into one clear line and a non-zero exit."""
+    from sqlalchemy.exc import OperationalError
+
+    from flight_fees.lib.db import DatabaseError
+    from flight_fees.lib.invoicing import InvoicingError
+
+    try:
+        yield
+    except (InvoicingError, DatabaseError, ValueError) as exc:
+        fail(str(exc), EXIT_ERROR)
+    except OperationalError as exc:
+        fail(f"database error: {str(exc.orig).strip().splitlines()[0]}", EXIT_ERROR)
+
+
+def _parse_day(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (expected YYYY-MM-DD)", param_hint=f"'{option}'"
+        ) from None
+
+
+def _status_option(value: str | None) -> str | None:
+    if value is None:
+        return None
+    norm = value.strip().upper()
+    if norm not in INVOICE_STATUSES:
+        raise typer.BadParameter(
+            f"{value!r} is not one of {', '.join(INVOICE_STATUSES)}", param_hint="'--status'"
+        )
+    return norm
+
+
+_STATUS_STYLE = {"PENDING": "yellow", "PAID": "green", "OVERDUE": "bold red", "VOID": "dim"}
+
+
+def _status_text(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+@invoice_app.command("list")
+def list_command(
+    status: Annotated[
+        str | None,
+        typer.Option("--status", "-s", help=f"Only this status ({', '.join(INVOICE_STATUSES)})."),
+    ] = None,
+    customer: Annotated[
+        str | None, typer.Option("--customer", "-c", help="Only this customer code.")
+    ] = None,
+) -> None:
+    """List invoices, oldest first, with totals per currency."""
+    from rich.markup import escape
+
+    from flight_fees.lib.invoicing import list_invoices
+
+    wanted = _status_option(status)
+    with _clean_errors():
+        frame = list_invoices(open_engine(migrated=True), status=wanted, customer_code=customer)
+    console = _console()
+    if frame.empty:
+        console.print("no invoices")
+        return
+    table = Table(title="Invoices")
+    for name, justify in (
+        ("number", "left"), ("customer", "left"), ("period", "left"), ("issued", "left"),
+        ("due", "left"), ("lines", "right"), ("total", "right"), ("status", "left"),
+    ):  # fmt: skip
+        table.add_column(name, justify=justify, no_wrap=name != "customer")  # type: ignore[arg-type]
+    totals: dict[str, object] = {}
+    for row in frame.itertuples(index=False):
+        table.add_row(
+            row.number,
+            escape(f"{row.customer_code} {row.customer_name}"),
+            f"{row.period_start}..{row.period_end}",
+            str(row.issue_date),
+            str(row.due_date),
+            str(row.line_count),
+            format_money(row.total_amount, row.currency),
+            _status_text(row.status),
+        )
+        if row.status != "VOID":
+            totals[row.currency] = totals.get(row.currency, 0) + row.total_amount  # type: ignore[operator]
+    console.print(table)
+    summary = ", ".join(format_money(v, k) for k, v in sorted(totals.items()))  # type: ignore[arg-type]
+    console.print(f"{len(frame)} invoice(s); total excluding VOID: {summary or 'none'}")
+
+
+# -- show ------------------------------------------------------------------------------------
+
+
+def _document_target(number: str, html_out: Path | None) -> tuple[Path, str | None]:
+    """(directory, file name) of the document: ``--html-out`` ending in .html/.htm is a file,
+    anything else a directory; default ``<FLIGHT_FEES_HOME>/invoices/<number>.html``."""
+    from flight_fees.lib.settings import paths
+
+    if html_out is None:
+        return paths().invoices, None
+    if html_out.suffix.lower() in (".html", ".htm"):
+        return html_out.parent, html_out.name
+    return html_out, None
+
+
+@invoice_app.command("show")
+def show_command(
+    number: Annotated[str, typer.Argument(help="Invoice number, e.g. INV-2026-000001.")],
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the HTML document in the web browser.")
+    ] = False,
+    html_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--html-out",
+            help="Where to write the HTML document: a .html file or a directory "
+            "(default: <FLIGHT_FEES_HOME>/invoices/).",
+        ),
+    ] = None,
+) -> None:
+    """Print an invoice summary and write (and optionally open) its HTML document."""
+    from rich.markup import escape
+
+    from flight_fees.lib.documents import write_invoice_document
+    from flight_fees.lib.invoicing import invoice_detail
+
+    number = number.strip()
+    out_dir, filename = _document_target(number, html_out)
+    with _clean_errors():
+        engine = open_engine(migrated=True)
+        detail = invoice_detail(engine, number)
+        try:
+            path = write_invoice_document(engine, number, out_dir, filename=filename, detail=detail)
+        except OSError as exc:
+            fail(f"cannot write the document to {out_dir}: {exc}", EXIT_ERROR)
+
+    inv, customer = detail.invoice, detail.customer
+    console = _console()
+    console.print(f"[bold]{inv.number}[/]  {_status_text(inv.status)}")
+    console.print(f"customer  {escape(customer.code)}  {escape(customer.name)}")
+    console.print(f"period    {inv.period_start} .. {inv.period_end}")
+    console.print(f"issued    {inv.issue_date}   due {inv.due_date}")
+    console.print(f"total     [bold]{format_money(inv.total_amount, inv.currency)}[/]")
+    if inv.paid_at:
+        console.print(f"paid at   {inv.paid_at:%Y-%m-%d %H:%M} UTC")
+    if inv.status == "VOID":
+        cn = detail.credit_note
+        console.print(
+            f"voided    {inv.voided_at:%Y-%m-%d %H:%M} UTC" if inv.voided_at else "voided",
+            f"credit note {cn.number}" if cn else "",
+            f"reason: {escape(inv.void_reason or '')}",
+        )
+    if detail.lines:
+        table = Table(title=f"{inv.line_count} fee line(s)")
+        for name in ("flight", "callsign", "date", "zone", "FIRs", "km", "amount"):
+            justify = "right" if name in ("km", "amount") else "left"
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for ln in detail.lines:
+            table.add_row(
+                str(ln.flight_id),
+                escape(ln.callsign or "-"),
+                str(ln.flight_date),
+                ln.zone_id,
+                escape(ln.fir_ids),
+                f"{ln.distance_km:,.1f}",
+                format_money(ln.billing_amount, ln.billing_currency),
+            )
+        console.print(table)
+        zones = ", ".join(
+            f"{z} {format_money(v, inv.currency)}" for z, v in detail.zone_totals().items()
+        )
+        console.print(f"per zone  {zones}")
+    elif inv.status == "VOID":
+        console.print("its fee lines were released when it was voided")
+    console.print(f"document  {path}")
+    if open_browser:
+        webbrowser.open(path.as_uri())
+
+
+# -- transitions -----------------------------------------------------------------------------
+
+
+@invoice_app.command("pay")
+def pay_command(
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    paid_on: Annotated[
+        str | None,
+        typer.Option("--date", help="Payment date YYYY-MM-DD (default: now)."),
+    ] = None,
+) -> None:
+    """Mark a PENDING or OVERDUE invoice PAID."""
+    from flight_fees.lib.invoicing import pay
+
+    paid_at = None
+    if paid_on is not None:
+        day = _parse_day(paid_on, "--date")
+        paid_at = dt.datetime.combine(day, dt.time(12, 0), tzinfo=dt.UTC)
+    with _clean_errors():
+        summary = pay(open_engine(migrated=True), number.strip(), paid_at=paid_at)
+    _console().print(
+        f"{summary.number} {_status_text(summary.status)}: "
+        f"{format_money(summary.total_amount, summary.currency)}"
+    )
+
+
+@invoice_app.command("void")
+def void_command(
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why the invoice is voided.")],
+) -> None:
+    """Void a PENDING or OVERDUE invoice: its fee lines are released for re-invoicing and a
+    credit note is recorded. An existing HTML document is rewritten with a VOID watermark."""
+    from rich.markup import escape
+
+    from flight_fees.lib.documents import write_invoice_document
+    from flight_fees.lib.invoicing import void
+
+    with _clean_errors():
+        engine = open_engine(migrated=True)
+        result = void(engine, number.strip(), reason)
+    console = _console()
+    console.print(
+        f"{result.number} [dim]VOID[/]: credit note {result.credit_note_number} for "
+        f"{format_money(result.amount, result.currency)}; "
+        f"{result.released_lines} fee line(s) released for re-invoicing"
+    )
+    previous = result.detail.invoice.document_path
+    if previous:
+        doc = Path(previous)
+        try:
+            write_invoice_document(
+                engine, result.number, doc.parent, filename=doc.name, detail=result.detail
+            )
+            console.print(f"document  {escape(str(doc))} (watermarked VOID)")
+        except OSError as exc:
+            console.print(f"[yellow]document {escape(str(doc))} not updated: {exc}[/]")
+
+
+@invoice_app.command("overdue")
+def overdue_command(
+    today: Annotated[
+        str | None, typer.Option("--date", help="Today, YYYY-MM-DD (default: today, UTC).")
+    ] = None,
+) -> None:
+    """Mark PENDING invoices past their due date OVERDUE (idempotent)."""
+    from flight_fees.lib.invoicing import mark_overdue
+
+    day = _parse_day(today, "--date") if today else dt.datetime.now(dt.UTC).date()
+    with _clean_errors():
+        changed = mark_overdue(open_engine(migrated=True), day)
+    _console().print(
+        f"{len(changed)} invoice(s) marked OVERDUE" + (f": {', '.join(changed)}" if changed else "")
+    )
+
+
+# -- consolidate -----------------------------------------------------------------------------
+
+
+@invoice_app.command("consolidate")
+def consolidate_command(
+    day: Annotated[
+        str, typer.Option("--date", "-d", help="Invoice the periods ending on this day.")
+    ],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Invoice every customer's last period ending on/before the day, even when the "
+            "day is not its invoice day (catch-up, re-invoicing after a void).",
+        ),
+    ] = False,
+    customers: Annotated[
+        list[str] | None,
+        typer.Option("--customer", "-c", help="Only this customer code (repeatable)."),
+    ] = None,
+    documents: Annotated[
+        bool, typer.Option("--documents/--no-documents", help="Write the HTML documents.")
+    ] = True,
+) -> None:
+    """Create the consolidated invoices of the periods ending on --date (idempotent)."""
+    from rich.markup import escape
+    from sqlalchemy import select
+
+    from flight_fees.lib.db.models import Customer
+    from flight_fees.lib.documents import write_invoice_document
+    from flight_fees.lib.invoicing import consolidate
+    from flight_fees.lib.settings import paths
+
+    as_of = _parse_day(day, "--date")
+    console = _console()
+    with _clean_errors():
+        engine = open_engine(migrated=True)
+        customer_ids = None
+        if customers:
+            with engine.connect() as conn:
+                found = dict(
+                    conn.execute(
+                        select(Customer.code, Customer.id).where(Customer.code.in_(customers))
+                    ).all()
+                )
+            unknown = sorted(set(customers) - set(found))
+            if unknown:
+                fail(f"unknown customer code(s): {', '.join(unknown)}", EXIT_ERROR)
+            customer_ids = list(found.values())
+        result = consolidate(engine, as_of, customer_ids=customer_ids, force=force)
+        docs = (
+            {
+                inv.number: write_invoice_document(engine, inv.number, paths().invoices)
+                for inv in result.created
+            }
+            if documents
+            else {}
+        )
+
+    console.print(
+        f"consolidation for {as_of}{' (forced)' if force else ''}: "
+        f"{result.customers_due} customer(s) due, {len(result.created)} invoice(s) created"
+    )
+    if result.created:
+        table = Table()
+        for name in ("number", "customer", "period", "lines", "total", "due"):
+            table.add_column(name, justify="right" if name in ("lines", "total") else "left")  # type: ignore[arg-type]
+        for inv in result.created:
+            table.add_row(
+                inv.number,
+                escape(inv.customer_code),
+                f"{inv.period_start}..{inv.period_end}",
+                str(inv.line_count),
+                format_money(inv.total_amount, inv.currency),
+                str(inv.due_date),
+            )
+        console.print(table)
+    for skipped in result.skipped:
+        console.print(
+            f"already invoiced: {escape(skipped.customer_code)} "
+            f"{skipped.period_start}..{skipped.period_end} ({skipped.invoice_number})"
+        )
+    for label, flags in (
+        ("late line(s) (not invoiced; decide: void and re-issue, or --force a past period)",
+         result.late_lines),
+        ("line(s) held below a zone threshold", result.held_lines),
+        ("line(s) in another currency than the customer's", result.currency_mismatch_lines),
+    ):  # fmt: skip
+        if flags:
+            console.print(f"[yellow]{len(flags)} {label}[/]")
+            for f in flags[:20]:
+                console.print(
+                    f"  line {f.line_id} flight {f.flight_id} {f.flight_date} {f.zone_id} "
+                    f"{format_money(f.billing_amount, f.billing_currency)} "
+                    f"{escape(f.customer_code)} {f.reason}"
+                    + (f" ({f.invoice_number})" if f.invoice_number else "")
+                )
+            if len(flags) > 20:
+                console.print(f"  ... and {len(flags) - 20} more")
+    if docs:
+        console.print(f"documents in {paths().invoices}")

@@ -1,0 +1,102 @@
+"""``flight-fees process``: (re-)process flights now, through Dagster (the run shows in the UI)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import select
+
+from flight_fees.cli.common import err_console, fail, open_engine
+
+console = Console()
+
+
+def known_flight_days(engine, flight_ids: list[int]) -> dict[int, dt.date]:  # type: ignore[no-untyped-def]
+    """Days already known for these flights (earlier processing, or given when queued)."""
+    from flight_fees.lib.db.models import Flight, FlightQueueItem
+
+    days: dict[int, dt.date] = {}
+    with engine.connect() as conn:
+        for fid, day in conn.execute(
+            select(FlightQueueItem.flight_id, FlightQueueItem.flight_date).where(
+                FlightQueueItem.flight_id.in_(flight_ids), FlightQueueItem.flight_date.is_not(None)
+            )
+        ):
+            days[fid] = day
+        for fid, day in conn.execute(
+            select(Flight.flight_id, Flight.flight_date).where(
+                Flight.flight_id.in_(flight_ids), Flight.flight_date.is_not(None)
+            )
+        ):
+            days.setdefault(fid, day)
+    return days
+
+
+def process_command(
+    flight_ids: Annotated[
+        list[str] | None, typer.Argument(help="Flight ids to (re-)process.")
+    ] = None,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--day",
+            help="UTC day of the flights (YYYY-MM-DD); without flight ids: "
+            "process every flight of that day (backfill).",
+        ),
+    ] = None,
+) -> None:
+    """Process flights now through Dagster (the run appears in the UI)."""
+    from flight_fees.cli.dagster_runs import (
+        materialization_metadata,
+        run_failure_message,
+        run_process_flights,
+    )
+    from flight_fees.lib.queue import QueueError, parse_flight_id
+
+    try:
+        ids = [parse_flight_id(f) for f in flight_ids or []]
+        the_day = dt.date.fromisoformat(day) if day else None
+    except (QueueError, ValueError) as exc:
+        fail(str(exc))
+    if not ids and the_day is None:
+        fail("give flight ids, or --day for a whole-day backfill")
+    engine = open_engine(migrated=True)
+    groups: dict[dt.date, list[int]] = {}
+    if the_day is not None:
+        groups[the_day] = ids
+    else:
+        days = known_flight_days(engine, ids)
+        missing = [f for f in ids if f not in days]
+        if missing:
+            from flight_fees.lib.tracks import make_track_source
+
+            source = make_track_source()
+            located = source.flight_days(missing) if hasattr(source, "flight_days") else {}
+            days.update(located)
+        for fid in ids:
+            if fid not in days:
+                err_console.print(f"[red]flight {fid}[/red]: no track found to date it; use --day")
+                continue
+            groups.setdefault(days[fid], []).append(fid)
+    failed = False
+    for run_day, run_ids in sorted(groups.items()):
+        label = f"{len(run_ids)} flight(s)" if run_ids else "every flight (backfill)"
+        console.print(f"[bold]process_flights[/bold] {run_day}: {label}")
+        result = run_process_flights(run_day, run_ids or None)
+        meta = materialization_metadata(result, "fee_lines")
+        if not result.success:
+            failed = True
+            err_console.print(
+                f"[red]run {result.run_id} failed:[/red] {run_failure_message(result)}"
+            )
+            continue
+        console.print(
+            f"  run {result.run_id}: billed {meta.get('flights_billed', 0)}, "
+            f"failed {meta.get('flights_failed', 0)}, fee lines {meta.get('fee_lines', 0)}"
+        )
+        failed = failed or bool(meta.get("flights_failed"))
+    if failed or not groups:
+        raise typer.Exit(1)

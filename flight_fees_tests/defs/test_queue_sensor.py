@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pytest
+
+from flight_fees.defs.queue.sensors import flight_queue_sensor
+from flight_fees.defs.resources import BillingDatabase, TrackStore
+from flight_fees.lib.queue import FlightQueue
+
+DAY1 = dt.date(2026, 10, 26)
+DAY2 = dt.date(2026, 10, 27)
+
+
+@pytest.fixture
+def resources(db_url, tmp_path):
+    return {
+        "billing": BillingDatabase(url=db_url),
+        "track_store": TrackStore(kind="parquet", parquet_root=str(tmp_path / "tracks"),
+                                  breaker_failure_threshold=2, breaker_cooldown_s=600),
+    }
+
+
+def _tick(resources, cursor=None):
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context,
+    ):
+        return flight_queue_sensor(context)
+
+
+def test_empty_queue_skips_with_a_reason(resources):
+    result = _tick(resources)
+    assert isinstance(result, dg.SkipReason)
+    assert "no claimable flight" in result.skip_message
+
+
+def test_one_run_per_day_high_priority_first(resources, engine):
+    queue = FlightQueue(engine)
+    queue.enqueue([11, 12], flight_date=DAY1)
+    queue.enqueue([21], flight_date=DAY2)
+    queue.enqueue([22], flight_date=DAY2, priority="high")
+    result = _tick(resources)
+    assert isinstance(result, dg.SensorResult)
+    requests = result.run_requests
+    assert [r.partition_key for r in requests] == [DAY2.isoformat(), DAY1.isoformat(), DAY2.isoformat()]
+    high, normal1, normal2 = requests
+    assert high.tags["dagster/priority"] == "10" and normal1.tags["dagster/priority"] == "0"
+    ids = {r.partition_key + r.tags["flight_fees/queue_priority"]:
+           r.run_config["ops"]["flight_tracks"]["config"]["flight_ids"] for r in requests}
+    assert ids == {f"{DAY2}high": [22], f"{DAY1}normal": [11, 12], f"{DAY2}normal": [21]}
+    assert len({r.run_key for r in requests}) == 3
+    cursor = json.loads(result.cursor)
+    assert cursor["claims"] == 1 and cursor["flights_claimed"] == 4
+    # the flights are claimed: a second tick finds nothing and keeps counting from the cursor
+    again = _tick(resources, cursor=result.cursor)
+    assert isinstance(again, dg.SkipReason)
+    queue.enqueue([31], flight_date=DAY1)
+    third = _tick(resources, cursor=result.cursor)
+    assert json.loads(third.cursor)["claims"] == 2
+    assert third.run_requests[0].run_key not in {r.run_key for r in requests}
+
+
+def test_runs_are_capped_in_size(resources, engine, monkeypatch):
+    monkeypatch.setenv("FLIGHT_FEES_MAX_FLIGHTS_PER_RUN", "2")
+    FlightQueue(engine).enqueue([1, 2, 3, 4, 5], flight_date=DAY1)
+    result = _tick(resources)
+    sizes = [len(r.run_config["ops"]["flight_tracks"]["config"]["flight_ids"]) for r in result.run_requests]
+    assert sizes == [2, 2, 1]
+
+
+def test_claim_batch_bounds_a_tick(resources, engine, monkeypatch):
+    monkeypatch.setenv("FLIGHT_FEES_CLAIM_BATCH", "3")
+    FlightQueue(engine).enqueue(range(1, 11), flight_date=DAY1)
+    result = _tick(resources)
+    claimed = sum(len(r.run_config["ops"]["flight_tracks"]["config"]["flight_ids"]) for r in result.run_requests)
+    assert claimed == 3
+    assert FlightQueue(engine).stats().by_status == {"processing": 3, "queued": 7}
+
+
+def test_undatable_flight_fails_instead_of_running(resources, engine):
+    queue = FlightQueue(engine)
+    queue.enqueue([5])  # no date, and the (empty) track store has no position for it
+    result = _tick(resources)
+    assert result.run_requests == []
+    assert queue.stats().by_status == {"failed": 1}
+
+
+def test_open_circuit_skips_and_leaves_flights_queued(resources, engine):
+    FlightQueue(engine).enqueue([1], flight_date=DAY1)
+    source = resources["track_store"].source()
+    breaker = resources["track_store"].breaker(engine, source.name)
+    breaker.record_failure("connection refused")
+    breaker.record_failure("connection refused")
+    result = _tick(resources)
+    assert isinstance(result, dg.SkipReason)
+    assert "circuit is open" in result.skip_message
+    assert FlightQueue(engine).stats().by_status == {"queued": 1}
