@@ -1,0 +1,1035 @@
+"""FIR crossing engine: from many tracks at once to one row per FIR visit.
+
+:func:`compute_crossings` turns a tracks frame (``flight_id, ts, lat, lon``) and a FIR set
+(``fir_id, geometry``) into the crossings frame of ``docs/ARCHITECTURE.md``::
+
+    flight_id, visit_index, fir_id, entry_time, exit_time, entry_lat, entry_lon, exit_lat,
+    exit_lon, distance_km, flown_km, interpolated, starts_inside, ends_inside
+
+Method (vectorised over all flights of a chunk; no per-point Python loop):
+
+1. **Sorting / cleaning.** Rows are sorted by ``(flight_id, ts)`` (stable: duplicate
+   timestamps keep their input order); rows with NaN/NaT position or time are ignored.
+   Flights are processed in chunks of about :data:`CHUNK_POINTS` positions to bound memory.
+2. **Segments.** Consecutive positions of a flight form a segment. Longitude differences are
+   wrapped into [-180, 180), i.e. longitudes are unwrapped per flight: a Tokyo -> Anchorage
+   track jumping from 179.9 to -179.9 is a 0.2 degree segment, never one across the globe.
+   Segment lengths are geodesic on WGS84: segments up to 2 km use the local ellipsoidal
+   (meridian / prime-vertical radii at mid-latitude) formula, error < 2 mm per segment against
+   ``pyproj.Geod.inv``; longer ones use ``Geod.inv`` itself.
+3. **Long segments.** Segments longer than :data:`DENSIFY_M` (10 km: sparse sampling or
+   coverage gaps, e.g. oceanic) are followed along their **geodesic**: sub-positions every
+   <= 10 km (``Geod.fwd``, time linear in distance) are classified and their transitions
+   processed like short segments, so crossings inside long segments lie on the great circle,
+   not on a lon/lat straight line, and FIRs crossed on the way (both ends in one FIR) appear.
+4. **Point classification.** Each position gets the index of the FIR containing it (or -1) from
+   a precomputed grid (:class:`FirIndex`, about 0.025 degree cells): cells that no FIR
+   boundary touches are classified once (scan-line fill of the polygons); only positions in
+   boundary cells get exact point-in-polygon tests (``shapely.contains_xy`` on prepared
+   polygons, against the FIRs whose boundary passes there). A position exactly on a boundary
+   (or in two overlapping FIRs) belongs to the first FIR by ``fir_id``.
+5. **Boundary points.** For every segment whose end classes differ, all intersections with the
+   FIR boundaries are computed exactly (STRtree of boundary edges + vectorised
+   segment/segment intersection). Within a segment (5 s = ~1 km typically, <= 10 km) positions
+   are interpolated **linearly in lon/lat** (planar; at these lengths it departs from the
+   geodesic by less than a few metres) and the time linearly along the segment. Pieces between
+   two intersections are classified at their midpoint, so a segment clipping the corner of a
+   third FIR yields that visit too.
+6. **Visits.** Consecutive crossing events delimit visits (also of "outside every FIR", which
+   are not output: entering or leaving the FIR set still gives exact entry / exit points).
+   Re-entries are separate visits. Degenerate interior visits (zero duration and length, e.g.
+   passing exactly through a tri-point) are dropped. **Jitter**: a visit shorter than
+   ``jitter_s`` between two visits of the same FIR (or a short excursion outside every FIR
+   between two visits of the same FIR) is merged with them into one visit, repeatedly.
+7. **Gaps.** A segment longer than ``gap_threshold_s`` is a gap: a crossing inside it is
+   estimated (geodesic, constant speed) and the visit it starts or ends is ``interpolated``.
+8. **Distances.** ``distance_km``: geodesic (WGS84, ``Geod.inv``) from entry to exit point.
+   ``flown_km``: geodesic length of the track between entry and exit, partial boundary
+   segments included (the partial length is proportional to the segment fraction).
+
+Degenerate tracks: an empty frame gives no crossings; a one-point flight inside a FIR gives
+one visit with ``entry == exit``, zero distances, ``starts_inside`` and ``ends_inside`` True;
+outside every FIR it gives none.
+
+Antimeridian: FIR polygons may cross +/-180 either with longitudes beyond 180 (e.g. 170..190)
+or split into a MultiPolygon at +/-180; they are normalised (copies at +/-360 dissolved) so
+that the artificial seam at 180 is not a boundary.
+
+Limitation: a segment (or 10 km sub-segment of a long one) whose two ends are in the same FIR
+is assumed to stay in it: a boundary excursion shorter than that is not seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+__all__ = [
+    "CROSSING_COLUMNS",
+    "CHUNK_POINTS",
+    "DENSIFY_M",
+    "FirIndex",
+    "build_fir_index",
+    "compute_crossings",
+]
+
+#: Output columns, in order.
+CROSSING_COLUMNS: Final[tuple[str, ...]] = (
+    "flight_id",
+    "visit_index",
+    "fir_id",
+    "entry_time",
+    "exit_time",
+    "entry_lat",
+    "entry_lon",
+    "exit_lat",
+    "exit_lon",
+    "distance_km",
+    "flown_km",
+    "interpolated",
+    "starts_inside",
+    "ends_inside",
+)
+
+#: Positions processed at once (whole flights; a longer flight is one chunk). Small enough for
+#: the temporaries to be recycled by the allocator instead of being fresh pages every time.
+CHUNK_POINTS: Final[int] = 262_144
+#: Segments longer than this (metres) are split along the geodesic.
+DENSIFY_M: Final[float] = 10_000.0
+#: Boundary edges per STRtree leaf envelope.
+EDGE_BLOCK: Final[int] = 8
+#: Segments longer than this (metres) are measured with ``Geod.inv`` instead of the local
+#: ellipsoidal formula.
+EXACT_LENGTH_M: Final[float] = 2_000.0
+
+_A: Final[float] = 6378137.0
+_F: Final[float] = 1.0 / 298.257223563
+_E2: Final[float] = _F * (2.0 - _F)
+_GEOD: Final = pyproj.Geod(ellps="WGS84")
+_OUTSIDE: Final[int] = -1
+_MIXED: Final[int] = -2
+_T_EPS: Final[float] = 1e-12  # tolerance on segment / edge parameters
+_NS: Final[int] = 1_000_000_000
+_NAT: Final[int] = np.iinfo(np.int64).min
+
+
+# ============================================================================================
+# FIR index
+
+
+@dataclass(frozen=True, eq=False)
+class FirIndex:
+    """A FIR set prepared for fast classification and boundary intersection.
+
+    Build with :func:`build_fir_index`; reuse it across calls of :func:`compute_crossings`.
+    FIR ``k`` is ``fir_ids[k]`` (sorted by id).
+    """
+
+    fir_ids: np.ndarray  #: FIR ids (object array of str), sorted
+    geoms: np.ndarray  #: classification geometries, lon within [-180, 180], prepared
+    grid: np.ndarray  #: (ny, nx) FIR index of each cell, -1 outside, -2 boundary ("mixed")
+    x0: float  #: lon of the grid's west edge
+    y0: float  #: lat of the grid's south edge
+    cell: float  #: cell size (degrees)
+    cand_cells: np.ndarray  #: sorted ids (iy * nx + ix) of mixed cells
+    cand_ptr: np.ndarray  #: CSR pointers into ``cand_firs`` (len(cand_cells) + 1)
+    cand_firs: np.ndarray  #: candidate FIRs of each mixed cell (ascending)
+    edges: np.ndarray  #: (m, 4) boundary edges x0, y0, x1, y1, lon within [-360, 360]
+    edge_tree: shapely.STRtree  #: STRtree over the envelopes of blocks of EDGE_BLOCK edges
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grid.shape  # type: ignore[return-value]
+
+    def classify(
+        self, lon: np.ndarray, lat: np.ndarray, *, assume_finite: bool = False
+    ) -> np.ndarray:
+        """FIR index of each position (the grid's integer dtype), -1 outside every FIR.
+
+        ``lon`` in any range (wrapped); non-finite positions are outside (pass
+        ``assume_finite=True`` to skip that check when there are none).
+        """
+        lon = np.asarray(lon, dtype=float)
+        lat = np.asarray(lat, dtype=float)
+        if lon.size == 0:
+            return np.empty(0, dtype=self.grid.dtype)
+        if not assume_finite:
+            bad = ~(np.isfinite(lon) & np.isfinite(lat))
+            if bad.any():  # far south of the grid: its outside border
+                lon, lat = np.where(bad, 0.0, lon), np.where(bad, -1e6, lat)
+        lo = lon.min()
+        if not (lo >= -180.0 and lon.max() < 180.0):  # also true with NaN
+            lon = _wrap_lon(lon)
+            lo = lon.min()
+        out = self._classify_wrapped(lon, lat)
+        # lon = +180 is wrapped to -180: retry the (rare) unassigned ones on the +180 side.
+        if lo == -180.0:
+            seam = np.flatnonzero((out == _OUTSIDE) & (lon == -180.0))
+            if seam.size:
+                out[seam] = self._classify_wrapped(np.full(seam.size, 180.0), lat[seam])
+        return out
+
+    def _classify_wrapped(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        ny, nx = self.grid.shape
+        # The grid has a border of >= 2 cells outside every FIR (never "mixed"), so clipping
+        # the cell index into the grid classifies far-away positions as outside. Positions
+        # must be finite, lon within [-180, 180).
+        fx = lon - self.x0
+        fx *= 1.0 / self.cell
+        np.clip(fx, 0.0, nx - 1.0, out=fx)
+        fy = lat - self.y0
+        fy *= 1.0 / self.cell
+        np.clip(fy, 0.0, ny - 1.0, out=fy)
+        itype = np.int32 if nx * ny < np.iinfo(np.int32).max else np.int64
+        cell = fy.astype(itype)
+        cell *= nx
+        cell += fx.astype(itype)
+        out = self.grid.ravel().take(cell)
+        mixed = np.flatnonzero(out == _MIXED)
+        if mixed.size:
+            out[mixed] = self._exact(lon[mixed], lat[mixed], cell[mixed])
+        return out
+
+    def _exact(self, lon: np.ndarray, lat: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        """Exact classification of positions in mixed cells against their candidate FIRs."""
+        pos = np.searchsorted(self.cand_cells, cell.astype(np.int64))
+        start = self.cand_ptr[pos]
+        count = self.cand_ptr[pos + 1] - start
+        point = np.repeat(np.arange(lon.shape[0]), count)
+        fir = self.cand_firs[_ragged_arange(start, count)]
+        hit = np.zeros(point.shape[0], dtype=bool)
+        res = np.full(lon.shape[0], _OUTSIDE, dtype=self.grid.dtype)
+        if point.size == 0:
+            return res
+        order = np.argsort(fir, kind="stable")
+        bounds = np.flatnonzero(np.diff(fir[order])) + 1
+        groups = np.split(order, bounds)
+        for predicate in (shapely.contains_xy, shapely.intersects_xy):  # interior, then boundary
+            todo = res == _OUTSIDE
+            for grp in groups:  # one vectorised test per candidate FIR
+                grp = grp[todo[point[grp]]]
+                if grp.size:
+                    hit[grp] = predicate(self.geoms[fir[grp[0]]], lon[point[grp]], lat[point[grp]])
+            # lowest FIR index among hits: pairs are ordered by (point, fir)
+            hp = point[hit & todo[point]]
+            hf = fir[hit & todo[point]]
+            if hp.size:
+                first = np.r_[True, hp[1:] != hp[:-1]]
+                res[hp[first]] = hf[first]
+            hit[:] = False
+        return res
+
+
+_INDEX_CACHE: dict[str, FirIndex] = {}
+_INDEX_CACHE_SIZE: Final[int] = 4
+
+
+def build_fir_index(
+    firs: pd.DataFrame, *, cell_deg: float = 0.025, max_cells: int = 16_000_000
+) -> FirIndex:
+    """Prepare a FIR set (``fir_id``, ``geometry``) for :func:`compute_crossings`.
+
+    Results are cached (by FIR ids and geometry WKB), so repeated calls are cheap.
+
+    Args:
+        firs: the FIR frame (``flight_fees.lib.firs.load_firs``); geometries in lon/lat.
+        cell_deg: grid cell size in degrees (enlarged if the grid would exceed ``max_cells``).
+        max_cells: upper bound of grid cells.
+    """
+    if not {"fir_id", "geometry"} <= set(firs.columns):
+        raise ValueError("FIR frame needs the columns fir_id and geometry")
+    if len(firs) == 0:
+        raise ValueError("empty FIR set")
+    ids = firs["fir_id"].astype(str).to_numpy()
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("duplicate fir_id in the FIR set")
+    geoms = np.asarray(firs["geometry"].to_numpy(), dtype=object)[order]
+    digest = hashlib.sha1()
+    digest.update("\0".join(ids).encode())
+    for wkb in shapely.to_wkb(geoms):
+        digest.update(wkb)
+    digest.update(repr((cell_deg, max_cells)).encode())
+    key = digest.hexdigest()
+    cached = _INDEX_CACHE.get(key)
+    if cached is not None:
+        return cached
+    index = _build_index(ids.astype(object), geoms, cell_deg, max_cells)
+    if len(_INDEX_CACHE) >= _INDEX_CACHE_SIZE:
+        _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
+    _INDEX_CACHE[key] = index
+    return index
+
+
+def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells: int) -> FirIndex:
+    nfir = len(ids)
+    cls_geoms = np.empty(nfir, dtype=object)
+    edge_parts: list[np.ndarray] = []
+    world = shapely.box(-180.0, -90.0, 180.0, 90.0)
+    for k, geom in enumerate(geoms):  # per FIR (tens to hundreds), not per point
+        geom = shapely.force_2d(geom)
+        xmin, _, xmax, _ = shapely.bounds(geom)
+        centre = 0.5 * (xmin + xmax)
+        if centre > 180.0 or centre < -180.0:
+            geom = _shift(geom, -360.0 * math.floor((centre + 180.0) / 360.0))
+            xmin, _, xmax, _ = shapely.bounds(geom)
+        copies = [_shift(geom, 360.0 * s) for s in (-1, 0, 1)]
+        if xmin <= -180.0 + 1e-9 or xmax >= 180.0 - 1e-9:
+            # Crosses or touches the antimeridian: dissolve the copies so the seam vanishes.
+            copies = [_snap_seam(c) for c in copies]
+            ext = shapely.union_all(copies)
+            cls = _polygonal(shapely.intersection(ext, world))
+            edges = _edges(np.array([ext], dtype=object))[0]
+        else:
+            cls = geom
+            edges = _edges(np.array(copies, dtype=object))[0]
+        keep = (np.minimum(edges[:, 0], edges[:, 2]) <= 360.0) & (
+            np.maximum(edges[:, 0], edges[:, 2]) >= -360.0
+        )
+        edges = edges[keep]
+        edge_parts.append(np.column_stack([edges, np.full(len(edges), k, dtype=float)]))
+        cls_geoms[k] = cls
+    shapely.prepare(cls_geoms)
+    edge_xy = np.ascontiguousarray(np.concatenate(edge_parts)[:, :4])
+    # STRtree over envelopes of blocks of consecutive edges (ring order keeps them compact)
+    blk = np.arange(0, len(edge_xy), EDGE_BLOCK)
+    exmin = np.minimum.reduceat(np.minimum(edge_xy[:, 0], edge_xy[:, 2]), blk)
+    eymin = np.minimum.reduceat(np.minimum(edge_xy[:, 1], edge_xy[:, 3]), blk)
+    exmax = np.maximum.reduceat(np.maximum(edge_xy[:, 0], edge_xy[:, 2]), blk)
+    eymax = np.maximum.reduceat(np.maximum(edge_xy[:, 1], edge_xy[:, 3]), blk)
+    edge_tree = shapely.STRtree(shapely.box(exmin, eymin, exmax, eymax))
+
+    # ---- grid over the classification geometries
+    bx = shapely.bounds(cls_geoms)
+    minx, miny = bx[:, 0].min(), bx[:, 1].min()
+    maxx, maxy = bx[:, 2].max(), bx[:, 3].max()
+    cell = float(cell_deg)
+    area = (maxx - minx + 2 * cell) * (maxy - miny + 2 * cell)
+    if area / cell**2 > max_cells:
+        cell = math.sqrt(area / max_cells) * 1.01
+    # a border of 3 cells: 1 of them may be marked by the 3x3 dilation, >= 2 stay outside
+    x0 = math.floor(minx / cell) * cell - 3 * cell
+    y0 = math.floor(miny / cell) * cell - 3 * cell
+    nx = int(math.ceil((maxx - x0) / cell)) + 3
+    ny = int(math.ceil((maxy - y0) / cell)) + 3
+    dtype = np.int16 if nfir < np.iinfo(np.int16).max else np.int32
+    grid = np.full((ny, nx), _OUTSIDE, dtype=dtype)
+
+    cls_edges, cls_edge_fir = _edges(cls_geoms, with_owner=True)
+    # Cells touched by a boundary ("mixed"), with the FIR whose boundary it is.
+    keys = _touched_cells(cls_edges, cls_edge_fir, x0, y0, cell, nx, ny, nfir)
+    mixed_flat = np.zeros(nx * ny, dtype=bool)
+    mixed_flat[keys // nfir] = True
+    mixed = mixed_flat.reshape(ny, nx)
+
+    # Interior cells: scan-line (even-odd) fill of each FIR at the cell centres.
+    inside_keys: list[np.ndarray] = []
+    for k in range(nfir):
+        sel = cls_edge_fir == k
+        r0 = max(int(math.floor((bx[k, 1] - y0) / cell)), 0)
+        r1 = min(int(math.floor((bx[k, 3] - y0) / cell)), ny - 1)
+        c0 = max(int(math.floor((bx[k, 0] - x0) / cell)), 0)
+        c1 = min(int(math.floor((bx[k, 2] - x0) / cell)), nx - 1)
+        inside = _scanline_fill(cls_edges[sel], x0, y0, cell, r0, r1, c0, c1)
+        sub_grid = grid[r0 : r1 + 1, c0 : c1 + 1]
+        sub_mixed = mixed[r0 : r1 + 1, c0 : c1 + 1]
+        sub_grid[inside & ~sub_mixed & (sub_grid == _OUTSIDE)] = k  # first FIR wins
+        rr, cc = np.nonzero(inside & sub_mixed)
+        inside_keys.append(((rr + r0).astype(np.int64) * nx + (cc + c0)) * nfir + k)
+    grid[mixed] = _MIXED
+    keys = _unique(np.concatenate([keys, *inside_keys]))
+    cand_cell_of_pair = keys // nfir
+    cand_firs = (keys % nfir).astype(np.int32)
+    first_pos = np.flatnonzero(np.r_[True, cand_cell_of_pair[1:] != cand_cell_of_pair[:-1]])
+    cand_cells = cand_cell_of_pair[first_pos]
+    cand_ptr = np.append(first_pos, len(keys)).astype(np.int64)
+    return FirIndex(
+        fir_ids=ids,
+        geoms=cls_geoms,
+        grid=grid,
+        x0=float(x0),
+        y0=float(y0),
+        cell=cell,
+        cand_cells=cand_cells,
+        cand_ptr=cand_ptr,
+        cand_firs=cand_firs,
+        edges=edge_xy,
+        edge_tree=edge_tree,
+    )
+
+
+def _shift(geom: shapely.Geometry, dx: float) -> shapely.Geometry:
+    """The geometry translated by ``dx`` degrees of longitude."""
+    return shapely.transform(geom, lambda xy: xy + np.array([dx, 0.0]))
+
+
+def _snap_seam(geom: shapely.Geometry) -> shapely.Geometry:
+    """Snap longitudes within 1e-9 degree of an odd multiple of 180 onto it."""
+
+    def snap(xy: np.ndarray) -> np.ndarray:
+        x = xy[:, 0]
+        seam = np.round((x - 180.0) / 360.0) * 360.0 + 180.0
+        xy[:, 0] = np.where(np.abs(x - seam) < 1e-9, seam, x)
+        return xy
+
+    return shapely.transform(geom, snap)
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    parts = shapely.get_parts(geom)
+    parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
+    if len(parts) == 0:
+        return shapely.Polygon()
+    return parts[0] if len(parts) == 1 else shapely.multipolygons(shapely.get_parts(parts))
+
+
+def _edges(geoms: np.ndarray, *, with_owner: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Boundary edges (x0, y0, x1, y1) of (Multi)Polygons, and the index of their geometry."""
+    parts, part_owner = shapely.get_parts(geoms, return_index=True)
+    is_polygon = shapely.get_type_id(parts) == 3
+    parts, part_owner = parts[is_polygon], part_owner[is_polygon]
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    same = coord_ring[1:] == coord_ring[:-1]
+    edges = np.column_stack([coords[:-1][same], coords[1:][same]])
+    owner = part_owner[ring_part[coord_ring[:-1][same]]]
+    return edges, (owner if with_owner else np.empty(0, dtype=np.int64))
+
+
+def _touched_cells(
+    edges: np.ndarray,
+    owner: np.ndarray,
+    x0: float,
+    y0: float,
+    cell: float,
+    nx: int,
+    ny: int,
+    nfir: int,
+) -> np.ndarray:
+    """Sorted unique keys ``cell_id * nfir + fir`` of the grid cells each FIR boundary meets.
+
+    Edges are cut into pieces of at most half a cell; a piece can only meet the 3x3 cells
+    around the cell of its start, each tested exactly (Liang-Barsky clipping against the cell
+    square grown by 1e-9 degree, so the marking is conservative).
+    """
+    step = 0.5 * cell
+    dx = edges[:, 2] - edges[:, 0]
+    dy = edges[:, 3] - edges[:, 1]
+    npiece = np.maximum(np.ceil(np.hypot(dx, dy) / step).astype(np.int64), 1)
+    e = np.repeat(np.arange(len(edges)), npiece)
+    k = _ragged_arange(np.zeros(len(npiece), dtype=np.int64), npiece)
+    f0 = k / npiece[e]
+    f1 = (k + 1) / npiece[e]
+    px, py = edges[e, 0] + f0 * dx[e], edges[e, 1] + f0 * dy[e]
+    qx, qy = edges[e, 0] + f1 * dx[e], edges[e, 1] + f1 * dy[e]
+    fir = owner[e]
+    ix = np.floor((px - x0) / cell).astype(np.int64)
+    iy = np.floor((py - y0) / cell).astype(np.int64)
+    # dedupe identical (piece start cell, piece) work is not worth it: pieces are distinct
+    keys: list[np.ndarray] = []
+    ddx, ddy = qx - px, qy - py
+    eps = 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for oy in (-1, 0, 1):
+            for ox in (-1, 0, 1):
+                cx, cy = ix + ox, iy + oy
+                bx0 = x0 + cx * cell - eps
+                by0 = y0 + cy * cell - eps
+                bx1 = bx0 + cell + 2 * eps
+                by1 = by0 + cell + 2 * eps
+                t0 = np.zeros(len(px))
+                t1 = np.ones(len(px))
+                ok = np.ones(len(px), dtype=bool)
+                for p, d, lo, hi in ((px, ddx, bx0, bx1), (py, ddy, by0, by1)):
+                    flat = d == 0
+                    ok &= ~flat | ((p >= lo) & (p <= hi))
+                    ta = (lo - p) / d
+                    tb = (hi - p) / d
+                    t0 = np.where(flat, t0, np.maximum(t0, np.minimum(ta, tb)))
+                    t1 = np.where(flat, t1, np.minimum(t1, np.maximum(ta, tb)))
+                ok &= t0 <= t1
+                ok &= (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
+                keys.append((cy[ok] * nx + cx[ok]) * nfir + fir[ok])
+    return _unique(np.concatenate(keys))
+
+
+def _scanline_fill(
+    edges: np.ndarray, x0: float, y0: float, cell: float, r0: int, r1: int, c0: int, c1: int
+) -> np.ndarray:
+    """Even-odd fill of the cell centres of rows r0..r1, columns c0..c1 (bool array)."""
+    nrows, ncols = r1 - r0 + 1, c1 - c0 + 1
+    ex0, ey0, ex1, ey1 = edges.T
+    ylo, yhi = np.minimum(ey0, ey1), np.maximum(ey0, ey1)
+    # rows whose centre y satisfies ylo <= y < yhi (half-open: vertices counted once)
+    rlo = np.ceil((ylo - y0) / cell - 0.5).astype(np.int64)
+    rhi = np.ceil((yhi - y0) / cell - 0.5).astype(np.int64) - 1
+    rlo = np.maximum(rlo, r0)
+    rhi = np.minimum(rhi, r1)
+    count = np.maximum(rhi - rlo + 1, 0)
+    e = np.repeat(np.arange(len(edges)), count)
+    row = rlo[e] + _ragged_arange(np.zeros(len(count), dtype=np.int64), count)
+    yc = y0 + (row + 0.5) * cell
+    xc = ex0[e] + (yc - ey0[e]) * (ex1[e] - ex0[e]) / (ey1[e] - ey0[e])
+    col = np.ceil((xc - x0) / cell - 0.5).astype(np.int64)  # first centre >= crossing
+    col = np.clip(col - c0, 0, ncols)
+    hist = np.bincount((row - r0) * (ncols + 1) + col, minlength=nrows * (ncols + 1))
+    parity = np.cumsum(hist.reshape(nrows, ncols + 1)[:, :ncols], axis=1) & 1
+    return parity.astype(bool)
+
+
+# ============================================================================================
+# engine
+
+
+def compute_crossings(
+    tracks: pd.DataFrame,
+    firs: pd.DataFrame | FirIndex,
+    *,
+    gap_threshold_s: float = 600,
+    jitter_s: float = 60,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """FIR visits of many flights at once (see the module docstring for the method).
+
+    Args:
+        tracks: ``flight_id`` (int), ``ts`` (datetime64, UTC; naive = UTC), ``lat``, ``lon``
+            (WGS84 degrees); any row order; other columns ignored.
+        firs: FIR frame (``fir_id``, ``geometry``) or a prebuilt :class:`FirIndex`.
+        gap_threshold_s: a segment longer than this (seconds) is a gap; crossings inside it
+            are estimated and flagged ``interpolated``.
+        jitter_s: visits shorter than this (seconds) between two visits of the same FIR are
+            merged into them; 0 disables.
+        progress: called as ``progress(flights_done, flights_total)`` after each chunk.
+
+    Returns:
+        The crossings frame (:data:`CROSSING_COLUMNS`), ordered by ``flight_id, visit_index``;
+        ``entry_time``/``exit_time`` are ``datetime64[ns, UTC]``, ``entry_lon``/``exit_lon`` in
+        [-180, 180). ``starts_inside`` / ``ends_inside``: the visit begins at the first / ends
+        at the last position of the track (no boundary crossing there).
+    """
+    missing = {"flight_id", "ts", "lat", "lon"} - set(tracks.columns)
+    if missing:
+        raise ValueError(f"tracks frame is missing column(s): {', '.join(sorted(missing))}")
+    index = firs if isinstance(firs, FirIndex) else build_fir_index(firs)
+    gap_ns = int(round(float(gap_threshold_s) * _NS))
+    jitter_ns = int(round(float(jitter_s) * _NS))
+
+    fid = np.asarray(tracks["flight_id"].to_numpy(), dtype=np.int64)
+    ts = _ts_ns(tracks["ts"])
+    lat = _float_col(tracks["lat"])
+    lon = _float_col(tracks["lon"])
+    n = fid.shape[0]
+    if n == 0:
+        return _empty_result()
+
+    order: np.ndarray | None = None
+    if not _is_sorted(fid, ts):
+        order = np.lexsort((ts, fid))
+    fid_sorted = fid if order is None else fid[order]
+    starts = np.flatnonzero(np.r_[True, fid_sorted[1:] != fid_sorted[:-1]])
+    del fid_sorted
+    n_flights = len(starts)
+
+    parts: list[dict[str, np.ndarray]] = []
+    done = 0
+    for a, b in _chunks(starts, n, CHUNK_POINTS):
+        sl = slice(a, b) if order is None else order[a:b]
+        res = _process_chunk(index, fid[sl], ts[sl], lat[sl], lon[sl], gap_ns, jitter_ns)
+        if res["flight_id"].size:
+            parts.append(res)
+        done += int(np.searchsorted(starts, b) - np.searchsorted(starts, a))
+        if progress is not None:
+            progress(done, n_flights)
+    if not parts:
+        return _empty_result()
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return _to_frame(cols, index)
+
+
+def _process_chunk(
+    index: FirIndex,
+    fid: np.ndarray,
+    ts: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    gap_ns: int,
+    jitter_ns: int,
+) -> dict[str, np.ndarray]:
+    """Visits of the whole flights in one chunk (sorted by flight, time)."""
+    if not (np.isfinite(lat.sum()) and np.isfinite(lon.sum())) or ts.min() == _NAT:
+        ok = np.isfinite(lat) & np.isfinite(lon) & (ts != _NAT)
+        fid, ts, lat, lon = fid[ok], ts[ok], lat[ok], lon[ok]
+    n = fid.shape[0]
+    if n == 0:
+        return {"flight_id": np.empty(0, np.int64)}
+    lon = _wrap_lon(lon)
+
+    # ---- segments: k = position k -> k+1; per-segment arrays have length n, with 0 / False
+    # after the last position of each flight
+    li = np.flatnonzero(fid[1:] != fid[:-1])
+    li = np.append(li, n - 1)  # last position of each flight
+    fi = np.r_[0, li[:-1] + 1]  # first position of each flight
+    seglen, az = _segment_lengths(lat, lon)
+    seglen[li] = 0.0
+    gap = np.zeros(n, dtype=bool)
+    np.greater(ts[1:] - ts[:-1], gap_ns, out=gap[:-1])
+    gap[li] = False
+    longseg = np.flatnonzero(seglen > DENSIFY_M)
+
+    # ---- classification and crossing events
+    cls = index.classify(lon, lat, assume_finite=True)
+    chg = cls[:-1] != cls[1:]
+    chg[li[:-1]] = False
+    chg[longseg] = False  # handled below, along the geodesic
+    cand = np.flatnonzero(chg)
+    del chg
+    ev_i, ev_t, ev_to, ev_lat, ev_lon = _segment_events(index, cand, lon, lat, cls)
+    if longseg.size:
+        extra = _long_segment_events(index, longseg, lon, lat, seglen, az, cls)
+        ev_i, ev_t, ev_to, ev_lat, ev_lon = (
+            np.concatenate([a, b])
+            for a, b in zip((ev_i, ev_t, ev_to, ev_lat, ev_lon), extra, strict=True)
+        )
+    del az
+
+    # start / end of every flight as pseudo-events; order events by (position, t, kind)
+    nf = len(fi)
+    ei = np.concatenate([fi, ev_i, li])
+    et = np.concatenate([np.zeros(nf), ev_t, np.zeros(nf)])
+    kind = np.concatenate(
+        [np.zeros(nf, np.int8), np.ones(len(ev_i), np.int8), np.full(nf, 2, np.int8)]
+    )
+    to = np.concatenate([cls[fi], ev_to.astype(cls.dtype), np.full(nf, _OUTSIDE, cls.dtype)])
+    e_lat = np.concatenate([lat[fi], ev_lat, lat[li]])
+    e_lon = np.concatenate([lon[fi], ev_lon, lon[li]])
+    o = np.lexsort((kind, et, ei))
+    ei, et, kind, to, e_lat, e_lon = ei[o], et[o], kind[o], to[o], e_lat[o], e_lon[o]
+
+    # event time and metres from the chunk start; sums of segment lengths between consecutive
+    # event positions by np.add.reduceat (far cheaper than a cumulative sum over all positions)
+    nxt = np.minimum(ei + 1, n - 1)
+    e_time = ts[ei] + np.round(et * (ts[nxt] - ts[ei])).astype(np.int64)
+    between = np.add.reduceat(seglen, ei)
+    between[np.r_[ei[1:] == ei[:-1], False]] = 0.0  # reduceat gives seglen[i] for empty ranges
+    e_cum = np.r_[0.0, np.cumsum(between[:-1])] + et * seglen[ei]
+    e_gap = (kind == 1) & gap[ei]
+
+    # ---- visits: between consecutive events of one flight (the end event opens none)
+    v = np.flatnonzero(kind != 2)
+    w = v + 1
+    visits = {
+        "fid": fid[ei[v]],
+        "reg": to[v].astype(np.int32),
+        "et": e_time[v],
+        "xt": e_time[w],
+        "elat": e_lat[v],
+        "elon": e_lon[v],
+        "xlat": e_lat[w],
+        "xlon": e_lon[w],
+        "ecum": e_cum[v],
+        "xcum": e_cum[w],
+        "eint": e_gap[v],
+        "xint": e_gap[w],
+    }
+    visits = _merge_runs(visits)
+    visits = _drop_degenerate(visits)
+    visits = _merge_runs(visits)
+    if jitter_ns > 0:
+        visits = _merge_jitter(visits, jitter_ns)
+
+    vf = visits["fid"]
+    starts_inside = np.r_[True, vf[1:] != vf[:-1]]
+    ends_inside = np.r_[vf[1:] != vf[:-1], True]
+    keep = visits["reg"] != _OUTSIDE
+    out = {k: a[keep] for k, a in visits.items()}
+    _, _, dist = _GEOD.inv(out["elon"], out["elat"], out["xlon"], out["xlat"])
+    return {
+        "flight_id": out["fid"],
+        "fir": out["reg"],
+        "entry_time": out["et"],
+        "exit_time": out["xt"],
+        "entry_lat": out["elat"],
+        "entry_lon": out["elon"],
+        "exit_lat": out["xlat"],
+        "exit_lon": out["xlon"],
+        "distance_km": np.asarray(dist, dtype=float) / 1000.0,
+        "flown_km": np.maximum(out["xcum"] - out["ecum"], 0.0) / 1000.0,
+        "interpolated": out["eint"] | out["xint"],
+        "starts_inside": starts_inside[keep],
+        "ends_inside": ends_inside[keep],
+    }
+
+
+def _segment_events(
+    index: FirIndex, cand: np.ndarray, lon: np.ndarray, lat: np.ndarray, cls: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Crossing events inside the candidate segments ``cand`` (segment i = position i -> i+1).
+
+    Each segment is cut at its exact intersections with the FIR boundaries (all FIRs); its
+    class sequence is: class of its start, classes of the pieces between intersections, class
+    of its end. A first piece has the start's class and a last piece the end's class (no
+    boundary lies strictly inside them, and an end on a boundary shows up as an intersection
+    at t = 0 or 1); only pieces between two intersections (or a segment without any
+    intersection found) are classified, at their midpoint.
+
+    Returns:
+        (position index, fraction t along the segment, FIR entered, lat, lon) per event.
+    """
+    if cand.size == 0:
+        e = np.empty(0)
+        return np.empty(0, np.int64), e, np.empty(0, cls.dtype), e, e
+    sx0 = lon[cand]
+    sy0 = lat[cand]
+    rx = _wrap_lon(lon[cand + 1] - sx0)  # unwrapped: the segment may leave [-180, 180)
+    ry = lat[cand + 1] - sy0
+    sx1 = sx0 + rx
+    sy1 = sy0 + ry
+
+    boxes = shapely.box(
+        np.minimum(sx0, sx1), np.minimum(sy0, sy1), np.maximum(sx0, sx1), np.maximum(sy0, sy1)
+    )
+    qi, qb = index.edge_tree.query(boxes)
+    # expand block candidates to their edges
+    nedge = index.edges.shape[0]
+    bstart = qb.astype(np.int64) * EDGE_BLOCK
+    bcount = np.minimum(bstart + EDGE_BLOCK, nedge) - bstart
+    qi = np.repeat(qi, bcount)
+    ed = index.edges[_ragged_arange(bstart, bcount)]
+    qrx, qry = rx[qi], ry[qi]
+    qx, qy = ed[:, 0] - sx0[qi], ed[:, 1] - sy0[qi]
+    ex, ey = ed[:, 2] - ed[:, 0], ed[:, 3] - ed[:, 1]
+    denom = qrx * ey - qry * ex
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (qx * ey - qy * ex) / denom
+        u = (qx * qry - qy * qrx) / denom
+    hit = (denom != 0) & (t >= -_T_EPS) & (t <= 1 + _T_EPS) & (u >= -_T_EPS) & (u <= 1 + _T_EPS)
+    hs, ht = qi[hit], np.clip(t[hit], 0.0, 1.0)
+    # A segment without any intersection found although its ends differ (degenerate, e.g.
+    # running along a boundary): pretend intersections at both ends, so that its single inner
+    # piece is classified at its midpoint.
+    none = np.flatnonzero(np.bincount(hs, minlength=cand.size) == 0)
+    if none.size:
+        hs = np.concatenate([hs, none, none])
+        ht = np.concatenate([ht, np.zeros(none.size), np.ones(none.size)])
+    o = np.lexsort((ht, hs))
+    hs, ht = hs[o], ht[o]
+    dup = np.r_[False, (hs[1:] == hs[:-1]) & (ht[1:] - ht[:-1] <= _T_EPS)]
+    hs, ht = hs[~dup], ht[~dup]
+
+    # Pieces: m intersections cut a segment into m + 1 pieces.
+    nseg = cand.size
+    m = np.bincount(hs, minlength=nseg)
+    npieces = m + 1
+    pseg = np.repeat(np.arange(nseg), npieces)
+    k = _ragged_arange(np.zeros(nseg, dtype=np.int64), npieces)  # piece number in segment
+    hstart = np.cumsum(m) - m  # first intersection of each segment in hs / ht
+    htp = np.r_[ht, 1.0]  # padded: the index is only used where an intersection exists
+    lo = np.where(k == 0, 0.0, htp[np.maximum(hstart[pseg] + k - 1, 0)])
+    c0, c1 = cls[cand], cls[cand + 1]
+    pcls = np.where(k == 0, c0[pseg], c1[pseg])
+    inner = np.flatnonzero((k > 0) & (k < m[pseg]))
+    if inner.size:
+        hi = np.where(k[inner] == m[pseg[inner]], 1.0, htp[hstart[pseg[inner]] + k[inner]])
+        tm = 0.5 * (lo[inner] + hi)
+        ps = pseg[inner]
+        pcls[inner] = index.classify(sx0[ps] + tm * rx[ps], sy0[ps] + tm * ry[ps])
+
+    # State sequence per segment: [start class, piece classes...]; entering piece p happens at
+    # its lower end (0 for the first), the end class equals the last piece's class.
+    first_piece = k == 0
+    prev = np.where(first_piece, c0[pseg], np.r_[pcls[:1], pcls[:-1]])
+    change = np.flatnonzero(pcls != prev)
+    cs = pseg[change]
+    tc = lo[change]
+    return (
+        cand[cs],
+        tc,
+        pcls[change],
+        sy0[cs] + tc * ry[cs],
+        _wrap_lon(sx0[cs] + tc * rx[cs]),
+    )
+
+
+def _long_segment_events(
+    index: FirIndex,
+    seg: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    seglen: np.ndarray,
+    az: np.ndarray,
+    cls: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Crossing events inside long segments ``seg``, followed along their geodesic.
+
+    Each segment is split into ``ceil(length / DENSIFY_M)`` equal geodesic sub-segments
+    (``Geod.fwd``); the sub-positions form small polylines processed like tracks; events are
+    returned on the original segment (t = fraction of its length, hence of its duration).
+    """
+    nsub = np.ceil(seglen[seg] / DENSIFY_M).astype(np.int64)
+    npts = nsub + 1
+    g = np.repeat(np.arange(seg.size), npts)  # polyline of each long segment
+    k = _ragged_arange(np.zeros(seg.size, dtype=np.int64), npts)  # 0..nsub
+    frac = k / nsub[g]
+    s = seg[g]
+    mlon, mlat, _ = _GEOD.fwd(lon[s], lat[s], az[s], seglen[s] * frac)
+    mlon = _wrap_lon(np.asarray(mlon, dtype=float))
+    mlat = np.asarray(mlat, dtype=float)
+    first = k == 0
+    last = k == nsub[g]
+    mlon[first], mlat[first] = lon[seg], lat[seg]  # exact end positions
+    mlon[last], mlat[last] = lon[seg + 1], lat[seg + 1]
+    mcls = index.classify(mlon, mlat)
+    mcls[first], mcls[last] = cls[seg], cls[seg + 1]
+    chg = (mcls[:-1] != mcls[1:]) & ~last[:-1]
+    mi, mt, mto, elat, elon = _segment_events(index, np.flatnonzero(chg), mlon, mlat, mcls)
+    return seg[g[mi]], (k[mi] + mt) / nsub[g[mi]], mto, elat, elon
+
+
+# ---- visit table operations (dict of equally long arrays, sorted by flight then time)
+
+_ENTRY_KEYS: Final = ("et", "elat", "elon", "ecum", "eint")
+_EXIT_KEYS: Final = ("xt", "xlat", "xlon", "xcum", "xint")
+
+
+def _merge_runs(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Merge consecutive visits of one flight in the same region."""
+    f, r = v["fid"], v["reg"]
+    if f.size < 2:
+        return v
+    brk = (f[1:] != f[:-1]) | (r[1:] != r[:-1])
+    if brk.all():
+        return v
+    s = np.flatnonzero(np.r_[True, brk])
+    e = np.r_[s[1:] - 1, f.size - 1]
+    out = {k: v[k][s] for k in ("fid", "reg", *_ENTRY_KEYS)}
+    out.update({k: v[k][e] for k in _EXIT_KEYS})
+    return out
+
+
+def _drop_degenerate(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Drop zero-duration, zero-length visits of flights that have other visits."""
+    f = v["fid"]
+    if f.size < 2:
+        return v
+    single = np.r_[True, f[1:] != f[:-1]] & np.r_[f[1:] != f[:-1], True]
+    degenerate = (
+        (np.abs(v["xt"] - v["et"]) <= 1000)
+        & (np.abs(v["xlat"] - v["elat"]) <= 1e-8)
+        & (np.abs(_wrap_lon(v["xlon"] - v["elon"])) <= 1e-8)
+        & ~single
+    )
+    if not degenerate.any():
+        return v
+    # keep at least one visit per flight (a flight whose visits are all degenerate)
+    fl_first = np.r_[True, f[1:] != f[:-1]]
+    grp = np.cumsum(fl_first) - 1
+    kept_per_flight = np.bincount(grp, weights=~degenerate, minlength=grp[-1] + 1)
+    degenerate &= ~(fl_first & (kept_per_flight[grp] == 0))
+    return {k: a[~degenerate] for k, a in v.items()}
+
+
+def _merge_jitter(v: dict[str, np.ndarray], jitter_ns: int) -> dict[str, np.ndarray]:
+    """Merge short visits (and short excursions outside) between visits of the same FIR."""
+    while v["fid"].size >= 3:
+        f, r = v["fid"], v["reg"]
+        short = (v["xt"] - v["et"]) < jitter_ns
+        cand = np.zeros(f.size, dtype=bool)
+        cand[1:-1] = (
+            short[1:-1]
+            & (f[:-2] == f[1:-1])
+            & (f[2:] == f[1:-1])
+            & (r[:-2] == r[2:])
+            & (r[:-2] != _OUTSIDE)
+        )
+        if not cand.any():
+            break
+        apply = cand & ~np.r_[False, cand[:-1]]  # not two overlapping merges at once
+        reg = r.copy()
+        idx = np.flatnonzero(apply)
+        reg[idx] = r[idx - 1]
+        v = _merge_runs({**v, "reg": reg})
+    return v
+
+
+# ---- geometry helpers
+
+
+def _wrap_lon(lon: np.ndarray) -> np.ndarray:
+    """Longitudes into [-180, 180): the input itself when already in range, else a copy
+    (NaN stays NaN)."""
+    lon = np.asarray(lon, dtype=float)
+    if lon.size == 0 or (lon.min() >= -180.0 and lon.max() < 180.0):
+        return lon
+    lon = lon.copy()
+    with np.errstate(invalid="ignore"):
+        out = (lon < -180.0) | (lon >= 180.0)
+    lon[out] = np.mod(lon[out] + 180.0, 360.0) - 180.0
+    return lon
+
+
+def _segment_lengths(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Geodesic length (m) of each segment k -> k+1 (length n, last value 0) and its azimuth
+    where measured with ``Geod.inv`` (NaN elsewhere).
+
+    Segments up to :data:`EXACT_LENGTH_M` use the local ellipsoidal formula
+    ``ds = a / sqrt(w2) * sqrt((cos(phi) dlon)^2 + ((1 - e2) / w2 * dlat)^2)`` with
+    ``w2 = 1 - e2 sin^2(phi)`` at the mid-latitude ``phi`` (error < 2 mm per 2 km segment,
+    float32 arithmetic adds < 1e-6 relative); longer ones use ``Geod.inv``.
+    """
+    n = lat.shape[0]
+    length = np.zeros(n)
+    if n < 2:
+        return length, np.full(n, np.nan)
+    # differences in float64 (positions need it), the formula in float32 (twice the SIMD
+    # width); relative error < 1e-6 per segment, the sums are accumulated in float64
+    f32 = np.float32
+    dlon = _wrap_lon(lon[1:] - lon[:-1]).astype(f32)
+    c = lat[:-1] + lat[1:]
+    c *= math.pi / 360.0
+    c = c.astype(f32)
+    np.cos(c, out=c)  # cos(phi)
+    dlon *= c  # cos(phi) dlon
+    c *= c
+    c *= f32(_E2)
+    c += f32(1.0 - _E2)  # w2
+    dlat = (lat[1:] - lat[:-1]).astype(f32)
+    dlat *= f32(1.0 - _E2)
+    dlat /= c  # (1 - e2) / w2 dlat
+    np.sqrt(c, out=c)
+    dlon *= dlon
+    dlat *= dlat
+    dlon += dlat
+    np.sqrt(dlon, out=dlon)
+    dlon /= c
+    dlon *= f32(_A * math.pi / 180.0)
+    length[:-1] = dlon
+    del dlat, dlon, c
+    az = np.full(n, np.nan)
+    exact = np.flatnonzero(length > EXACT_LENGTH_M)
+    if exact.size:
+        a12, _, d = _GEOD.inv(lon[exact], lat[exact], lon[exact + 1], lat[exact + 1])
+        length[exact] = d
+        az[exact] = a12
+    return length, az
+
+
+# ---- misc helpers
+
+
+def _unique(a: np.ndarray) -> np.ndarray:
+    """Sorted unique values (sort-based; faster than ``np.unique`` for int64 keys here)."""
+    a = np.sort(a)
+    return a[np.r_[True, a[1:] != a[:-1]]] if a.size else a
+
+
+def _ragged_arange(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(start[i], start[i] + count[i])``."""
+    count = np.asarray(count, dtype=np.int64)
+    total = int(count.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    offs = np.cumsum(count) - count
+    return np.repeat(np.asarray(start, dtype=np.int64) - offs, count) + np.arange(total)
+
+
+def _ts_ns(col: pd.Series) -> np.ndarray:
+    """Epoch nanoseconds (int64; NaT = int64 min) of a datetime column (naive = UTC)."""
+    if not pd.api.types.is_datetime64_any_dtype(col.dtype):
+        raise ValueError(f"tracks column 'ts' must be datetime64 (UTC), got {col.dtype}")
+    arr = col.array  # tz-aware: the stored int64 values are UTC epoch already
+    if arr.unit != "ns":  # as_unit copies even when the unit is unchanged
+        arr = arr.as_unit("ns")
+    return np.asarray(arr.asi8, dtype=np.int64)
+
+
+def _float_col(col: pd.Series) -> np.ndarray:
+    """float64 values (a view for float64 columns), NA as NaN."""
+    if col.dtype == np.float64:
+        return col.to_numpy()
+    return np.asarray(col.to_numpy(dtype=float, na_value=np.nan), dtype=float)
+
+
+def _is_sorted(fid: np.ndarray, ts: np.ndarray, block: int = 1 << 20) -> bool:
+    """Whether rows are ordered by (flight_id, ts); checked block-wise to bound memory."""
+    n = fid.shape[0]
+    for a in range(0, max(n - 1, 0), block):
+        b = min(a + block, n - 1)
+        f0, f1 = fid[a:b], fid[a + 1 : b + 1]
+        if (f1 < f0).any() or ((f1 == f0) & (ts[a + 1 : b + 1] < ts[a:b])).any():
+            return False
+    return True
+
+
+def _chunks(starts: np.ndarray, n: int, size: int) -> Iterator[tuple[int, int]]:
+    """Half-open row ranges of whole flights, about ``size`` rows each."""
+    a = 0
+    while a < n:
+        if a + size >= n:
+            b = n
+        else:
+            b = int(starts[int(np.searchsorted(starts, a + size, side="right")) - 1])
+            if b <= a:  # a single flight longer than ``size``: take it whole
+                nxt = int(np.searchsorted(starts, a, side="right"))
+                b = int(starts[nxt]) if nxt < len(starts) else n
+        yield a, b
+        a = b
+
+
+def _empty_result() -> pd.DataFrame:
+    return _to_frame(
+        {
+            "flight_id": np.empty(0, np.int64),
+            "fir": np.empty(0, np.int32),
+            **{k: np.empty(0, np.int64) for k in ("entry_time", "exit_time")},
+            **{
+                k: np.empty(0)
+                for k in (
+                    "entry_lat",
+                    "entry_lon",
+                    "exit_lat",
+                    "exit_lon",
+                    "distance_km",
+                    "flown_km",
+                )  # fmt: skip
+            },
+            **{k: np.empty(0, bool) for k in ("interpolated", "starts_inside", "ends_inside")},
+        },
+        None,
+    )
+
+
+def _to_frame(cols: dict[str, np.ndarray], index: FirIndex | None) -> pd.DataFrame:
+    fid = cols["flight_id"].astype(np.int64)
+    first = np.r_[True, fid[1:] != fid[:-1]] if fid.size else np.empty(0, bool)
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.r_[starts, fid.size])
+    visit_index = np.arange(fid.size) - np.repeat(starts, counts)
+    fir_ids = index.fir_ids[cols["fir"]] if index is not None else np.empty(0, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "flight_id": fid,
+            "visit_index": visit_index.astype(np.int64),
+            "fir_id": pd.array(fir_ids, dtype="str"),
+            "entry_time": pd.to_datetime(cols["entry_time"], unit="ns", utc=True),
+            "exit_time": pd.to_datetime(cols["exit_time"], unit="ns", utc=True),
+            "entry_lat": cols["entry_lat"],
+            "entry_lon": cols["entry_lon"],
+            "exit_lat": cols["exit_lat"],
+            "exit_lon": cols["exit_lon"],
+            "distance_km": cols["distance_km"],
+            "flown_km": cols["flown_km"],
+            "interpolated": cols["interpolated"].astype(bool),
+            "starts_inside": cols["starts_inside"].astype(bool),
+            "ends_inside": cols["ends_inside"].astype(bool),
+        }
+    )
+    return frame[list(CROSSING_COLUMNS)]
