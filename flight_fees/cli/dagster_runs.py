@@ -89,7 +89,8 @@ def run_consolidation(as_of: dt.date, *, force: bool = False) -> Any:
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config={
-                "ops": {"invoices": {"config": {"as_of": as_of.isoformat(), "force": force}}}
+                **_loggers(),
+                "ops": {"invoices": {"config": {"as_of": as_of.isoformat(), "force": force}}},
             },
             instance=instance,
             tags={"flight_fees/launched_by": "cli"},

@@ -195,8 +195,9 @@ def _print_summary(engine, billed, failed, lines, totals, failures) -> None:  # 
         for fid, cat, msg in n_failed[:10]:
             console.print(f"  failed flight {fid}: {cat}: {msg}")
     table = Table(title=f"{len(invoices)} invoice(s)")
-    for col in ("number", "period", "lines", "total", "status", "due"):
-        table.add_column(col)
+    table.add_column("number", no_wrap=True)
+    for col in ("period", "lines", "total", "status", "due"):
+        table.add_column(col, no_wrap=col != "period")
     for inv in invoices:
         table.add_row(
             inv.number,

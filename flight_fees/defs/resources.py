@@ -5,6 +5,7 @@ every field can be overridden in the launchpad or in tests.
 """
 
 import datetime as dt
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ class ReferenceData(dg.ConfigurableResource):
     tariffs_path: str | None = None
     unit_rates_csv: str | None = None
     fx_rates_path: str | None = None
-    fx_format: str = "auto"  # auto | ecb | plain
+    """ECB reference-rate CSV (eurofxref-hist.csv) or plain date,currency,rate_per_eur CSV;
+    default: the shipped synthetic sample rates."""
     aircraft_types_path: str | None = None
     attributes_csv: str | None = None
 
@@ -96,22 +98,30 @@ class ReferenceData(dg.ConfigurableResource):
         return self._cache[key]
 
     def firs(self) -> Any:
-        from flight_fees.lib.firs import load_firs
+        """The FIR set. Overlaps are reported by the ``fir_boundaries`` asset, not warned
+        about on every run."""
+        from flight_fees.lib.firs import FirDataWarning, load_firs
 
-        return self._cached(
-            "firs",
-            lambda: load_firs(
-                self.firs_path,
-                id_property=self.fir_id_property,
-                name_property=self.fir_name_property,
-                country_property=self.fir_country_property,
-            ),
-        )
+        def load() -> Any:
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", message=".*overlapping FIRs", category=FirDataWarning
+                )
+                return load_firs(
+                    self.firs_path,
+                    id_property=self.fir_id_property,
+                    name_property=self.fir_name_property,
+                    country_property=self.fir_country_property,
+                )
+
+        return self._cached("firs", load)
 
     def charging_zones(self) -> Any:
         from flight_fees.lib.zones import load_charging_zones
 
-        return self._cached("zones", lambda: load_charging_zones(self.charging_zones_path))
+        return self._cached(
+            "zones", lambda: load_charging_zones(self.charging_zones_path, firs=self.firs())
+        )
 
     def tariffs(self) -> Any:
         from flight_fees.lib import tariffs as t
@@ -127,7 +137,11 @@ class ReferenceData(dg.ConfigurableResource):
     def fx_rates(self) -> Any:
         from flight_fees.lib.fx import load_fx_rates
 
-        return self._cached("fx", lambda: load_fx_rates(self.fx_rates_path, fmt=self.fx_format))
+        path = (
+            self.fx_rates_path
+            or Path(__file__).resolve().parents[1] / "data" / "fx_rates_sample.csv"
+        )
+        return self._cached("fx", lambda: load_fx_rates(path))
 
     def aircraft_types(self) -> Any:
         from flight_fees.lib.aircraft_types import load_aircraft_types

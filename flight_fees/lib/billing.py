@@ -57,8 +57,8 @@ def _clean_line(line: Mapping[str, Any]) -> dict[str, Any]:
         row["details"] = json.dumps(details, default=str, sort_keys=True)
     for key in ("entry_time", "exit_time"):
         value = row.get(key)
-        if hasattr(value, "to_pydatetime"):
-            row[key] = value.to_pydatetime()
+        if hasattr(value, "to_pydatetime"):  # stored to the microsecond
+            row[key] = value.floor("us").to_pydatetime()
     for key in ("entry_lat", "entry_lon", "exit_lat", "exit_lon"):
         if row.get(key) is not None:
             row[key] = Decimal(str(round(float(row[key]), 6)))
@@ -91,7 +91,9 @@ def _upsert_flights(session: Session, rows: list[dict[str, Any]]) -> None:
     dialect = session.get_bind().dialect.name
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = dt.datetime.now(dt.UTC)
-    clean = [{**{k: v for k, v in r.items() if k in FLIGHT_COLUMNS}, "updated_at": now} for r in rows]
+    clean = [
+        {**{k: v for k, v in r.items() if k in FLIGHT_COLUMNS}, "updated_at": now} for r in rows
+    ]
     columns = set().union(*(r.keys() for r in clean))
     for r in clean:
         for c in columns:
@@ -104,7 +106,9 @@ def _upsert_flights(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(stmt)
 
 
-def _write_chunk(session: Session, bills: Sequence[FlightBill], batch_id: str | None) -> dict[int, int]:
+def _write_chunk(
+    session: Session, bills: Sequence[FlightBill], batch_id: str | None
+) -> dict[int, int]:
     ids = [b.flight_id for b in bills]
     _lock_flights(session, ids)
     session.execute(
@@ -122,8 +126,14 @@ def _write_chunk(session: Session, bills: Sequence[FlightBill], batch_id: str | 
     _upsert_flights(
         session,
         [
-            {**b.flight, "flight_id": b.flight_id, "status": "billed", "batch_id": batch_id,
-             "error_category": None, "last_error": None}
+            {
+                **b.flight,
+                "flight_id": b.flight_id,
+                "status": "billed",
+                "batch_id": batch_id,
+                "error_category": None,
+                "last_error": None,
+            }
             for b in bills
         ],
     )
@@ -157,14 +167,18 @@ def persist_bills(
             with transaction(engine) as session:
                 result.written.update(_write_chunk(session, chunk, batch_id))
         except Exception as exc:  # isolate the culprit
-            log.warning("[DATABASE] chunk of %d flights failed (%s); retrying one by one",
-                        len(chunk), exc)
+            log.warning(
+                "[DATABASE] chunk of %d flights failed (%s); retrying one by one", len(chunk), exc
+            )
             for bill in chunk:
                 try:
                     with transaction(engine) as session:
                         result.written.update(_write_chunk(session, [bill], batch_id))
                 except Exception as one_exc:
-                    result.failures[bill.flight_id] = ("database", f"{type(one_exc).__name__}: {one_exc}")
+                    result.failures[bill.flight_id] = (
+                        "database",
+                        f"{type(one_exc).__name__}: {one_exc}",
+                    )
     return result
 
 
@@ -191,8 +205,13 @@ def record_flight_failures(
             else:
                 statuses[fid] = queue.fail(fid, category, message, session=session) or "failed"
             row = dict((flights or {}).get(fid, {}))
-            row.update(flight_id=fid, status="blocked" if category == "attribute_conflict" else "failed",
-                       error_category=category, last_error=message[:4000], batch_id=batch_id)
+            row.update(
+                flight_id=fid,
+                status="blocked" if category == "attribute_conflict" else "failed",
+                error_category=category,
+                last_error=message[:4000],
+                batch_id=batch_id,
+            )
             _upsert_flights(session, [row])
     return statuses
 

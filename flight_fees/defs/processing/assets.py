@@ -35,7 +35,7 @@ class FlightSelection(dg.Config):
 
 def lineage_run_ids(context: dg.AssetExecutionContext) -> list[str]:
     """This run, then its parents: a re-execution from failure reads its parent's frames."""
-    ids = [context.run_id]
+    ids = [context.run.run_id]
     run = context.run
     instance = context.instance
     while run is not None and run.parent_run_id and len(ids) < 20:
@@ -55,7 +55,7 @@ def _mark_failures(
     from flight_fees.lib.billing import record_flight_failures
 
     statuses = record_flight_failures(
-        billing.engine(), billing.queue(), failures, batch_id=context.run_id
+        billing.engine(), billing.queue(), failures, batch_id=context.run.run_id
     )
     for fid, (category, message) in sorted(failures.items())[:20]:
         context.log.warning(
@@ -92,7 +92,7 @@ def flight_tracks(
     ids = list(config.flight_ids)
     queue = billing.queue()
     if ids:
-        queue.touch(ids, f"run:{context.run_id}")  # renew the lease while this run works
+        queue.touch(ids, f"run:{context.run.run_id}")  # renew the lease while this run works
     source = track_store.source()
     breaker = track_store.breaker(billing.engine(), source.name)
     if not breaker.allow():
@@ -126,9 +126,9 @@ def flight_tracks(
     _mark_failures(context, billing, stage.failures, "flight_tracks")
 
     store = workspace.work_store()
-    store.write_frame("tracks", day, context.run_id, stage.tracks)
+    store.write_frame("tracks", day, context.run.run_id, stage.tracks)
     attrs = flight_attribute_rows(stage.tracks)
-    store.write_frame("flight_attributes", day, context.run_id, attrs)
+    store.write_frame("flight_attributes", day, context.run.run_id, attrs)
     elapsed = time.perf_counter() - started
     context.log.info(
         "[INGESTION] %s: %d flight(s) with tracks, %d failed, %d points, %d queries, %.1f s",
@@ -189,8 +189,8 @@ def fir_crossings(
         jitter_s=settings.jitter_s,
     )
     elapsed = time.perf_counter() - started
-    crossings_path = store.write_frame("crossings", day, context.run_id, stage.crossings)
-    store.write_frame("zone_visits", day, context.run_id, stage.visits)
+    crossings_path = store.write_frame("crossings", day, context.run.run_id, stage.crossings)
+    store.write_frame("zone_visits", day, context.run.run_id, stage.visits)
     per_fir = (
         stage.crossings.groupby("fir_id").size().sort_values(ascending=False)
         if len(stage.crossings)
@@ -251,11 +251,11 @@ def fee_lines(
     visits = store.read_frame("zone_visits", day, runs)
     attrs = store.read_frame("flight_attributes", day, runs)
     engine = billing.engine()
-    batch_id = f"{day.isoformat()}-{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    batch_id = f"{day.isoformat()}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
     log = ProcessingLog(
         batch_id=batch_id,
         started_at=dt.datetime.now(dt.UTC),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         partition_key=context.partition_key,
     )
     started = time.perf_counter()

@@ -22,14 +22,19 @@ GROUP = "reference"
     description="Lateral boundaries of the flight information regions (FIRs).",
 )
 def fir_boundaries(reference: ReferenceData) -> dg.MaterializeResult:
+    from flight_fees.lib.firs import find_fir_overlaps
+
     firs = reference.firs()
     minx, miny, maxx, maxy = _bounds(firs)
+    overlaps = find_fir_overlaps(firs, min_area_km2=1.0)
     return dg.MaterializeResult(
         metadata={
             "firs": len(firs),
             "countries": int(firs["country"].nunique()),
             "bounds": f"lon {minx:.1f}..{maxx:.1f}, lat {miny:.1f}..{maxy:.1f}",
             "source": reference.firs_path or "shipped EUROCONTROL FIRs (2015)",
+            "overlapping_fir_pairs": len(overlaps),
+            "overlaps": md_table(overlaps) if len(overlaps) else "none",
             "preview": md_table(firs[["fir_id", "name", "country"]], limit=60),
         }
     )
@@ -69,13 +74,15 @@ def charging_zones(reference: ReferenceData) -> dg.MaterializeResult:
 )
 def tariffs(reference: ReferenceData) -> dg.MaterializeResult:
     loaded = reference.tariffs()
-    versions = loaded.versions() if hasattr(loaded, "versions") else []
-    formulas = Counter(v.formula for v in versions) if versions else {}
+    versions = [v for zone in loaded.zones.values() for v in zone.versions]
+    formulas = Counter(type(v.formula).__name__ for v in versions)
+    samples = sorted({z.zone_id for z in loaded.zones.values() for v in z.versions if v.sample})
     return dg.MaterializeResult(
         metadata={
-            "zones": len(loaded.zone_ids()),
+            "zones": len(loaded.zone_ids),
             "versions": len(versions),
             "formulas": dg.MetadataValue.json(dict(formulas)),
+            "zones_with_sample_rates": dg.MetadataValue.json(samples),
             "source": reference.tariffs_path or "shipped tariffs.yaml",
             "unit_rates_csv": reference.unit_rates_csv or "none",
         }
@@ -90,12 +97,13 @@ def tariffs(reference: ReferenceData) -> dg.MaterializeResult:
 )
 def fx_rates(reference: ReferenceData) -> dg.MaterializeResult:
     rates = reference.fx_rates()
-    first, last = rates.date_range()
+    frame = rates.to_frame()
     return dg.MaterializeResult(
         metadata={
-            "currencies": dg.MetadataValue.json(sorted(rates.currencies())),
-            "first_date": str(first),
-            "last_date": str(last),
+            "currencies": dg.MetadataValue.json(list(rates.currencies)),
+            "rates": len(rates),
+            "first_date": str(frame["date"].min()) if len(frame) else "none",
+            "last_date": str(frame["date"].max()) if len(frame) else "none",
             "source": reference.fx_rates_path or "shipped sample rates (synthetic)",
         }
     )

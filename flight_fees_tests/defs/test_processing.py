@@ -1,0 +1,132 @@
+"""``process_flights`` materialized on a small embedded store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pytest
+from sqlalchemy import delete, func, select
+
+from flight_fees.definitions import defs
+from flight_fees.lib.db import make_engine
+from flight_fees.lib.db.engine import transaction
+from flight_fees.lib.db.models import Aircraft, FeeLine, Flight, FlightQueueItem
+from flight_fees.lib.demo import generate_demo, write_track_store
+from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.registry import load_aircraft, load_customers
+from flight_fees.lib.settings import paths
+
+DAY = dt.date(2026, 10, 27)
+
+
+@pytest.fixture
+def world(db_url, monkeypatch):
+    """A day of 6 demo flights in the embedded store, customers and aircraft loaded."""
+    monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", db_url)
+    data = generate_demo(n_flights=6, start_day=DAY, n_days=1, seed=11)
+    write_track_store(data.tracks, paths().tracks)
+    engine = make_engine(db_url)
+    load_customers(engine, data.customers)
+    load_aircraft(engine, data.aircraft)
+    yield data, engine
+    engine.dispose()
+
+
+def _run(flight_ids, instance):
+    job = defs().resolve_job_def("process_flights")
+    return job.execute_in_process(
+        run_config={"ops": {"flight_tracks": {"config": {"flight_ids": list(flight_ids)}}}},
+        partition_key=DAY.isoformat(),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _lines(engine, flight_id=None):
+    query = select(FeeLine.batch_id, FeeLine.flight_id, FeeLine.line_no, FeeLine.billing_amount)
+    if flight_id is not None:
+        query = query.where(FeeLine.flight_id == flight_id)
+    with engine.connect() as conn:
+        return conn.execute(query.order_by(FeeLine.flight_id, FeeLine.line_no)).all()
+
+
+def _meta(result, asset):
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key == dg.AssetKey(asset):
+            return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    raise AssertionError(f"{asset} not materialized")
+
+
+def test_process_flights_bills_the_good_and_fails_the_bad(world):
+    data, engine = world
+    ids = [int(f) for f in data.flights["flight_id"]]
+    # one flight has no track at all; one flight's aircraft is unknown to billing
+    missing = 2026_10_27_99999
+    orphan = data.flights.iloc[0]
+    with transaction(engine) as session:
+        session.execute(delete(Aircraft).where(Aircraft.registration == orphan["registration"]))
+    orphan_ids = [int(f) for f in data.flights.loc[
+        data.flights["registration"] == orphan["registration"], "flight_id"]]
+    queue = FlightQueue(engine)
+    queue.enqueue([*ids, missing], flight_date=DAY)
+    queue.claim("test", 100)
+
+    with dg.instance_for_test() as instance:
+        result = _run([*ids, missing], instance)
+    assert result.success
+    good = sorted(set(ids) - set(orphan_ids))
+    fee_meta = _meta(result, "fee_lines")
+    assert fee_meta["flights_billed"] == len(good)
+    lines = _lines(engine)
+    assert {row.flight_id for row in lines} <= set(good)
+    assert len(lines) == fee_meta["fee_lines"] > 0
+    with engine.connect() as conn:
+        queue_rows = dict(conn.execute(
+            select(FlightQueueItem.flight_id, FlightQueueItem.error_category)).all())
+        flights = dict(conn.execute(select(Flight.flight_id, Flight.status)).all())
+    # billed flights left the queue; failed ones stay with their category
+    assert queue_rows == {missing: "not_found", **{f: "unknown_aircraft" for f in orphan_ids}}
+    assert all(flights[f] == "billed" for f in good)
+    assert _meta(result, "flight_tracks")["flights_failed"] == 1
+    assert _meta(result, "fir_crossings")["crossings"] >= len(good)
+    maps = _meta(result, "flight_maps")
+    assert maps["maps"] == len(ids)
+    # the audit file of the batch lists both outcomes
+    log_files = sorted(paths().logs.glob("*.json"))
+    assert len(log_files) == 1
+    audit = json.loads(log_files[0].read_text())
+    assert {f["flight_id"] for f in audit["processed"]} == set(good)
+    assert {f["flight_id"] for f in audit["failed"]} == set(orphan_ids)
+
+
+def test_reprocessing_a_flight_replaces_its_lines(world):
+    data, engine = world
+    flight_id = int(data.flights["flight_id"].iloc[-1])
+    with dg.instance_for_test() as instance:
+        assert _run([flight_id], instance).success
+        first = _lines(engine, flight_id)
+        assert first
+        assert _run([flight_id], instance).success  # an analyst re-processes it
+    second = _lines(engine, flight_id)
+    assert [(r.line_no, r.billing_amount) for r in second] == [
+        (r.line_no, r.billing_amount) for r in first
+    ]
+    # replaced by the second run's batch, not kept from the first
+    assert {r.batch_id for r in second}.isdisjoint({r.batch_id for r in first})
+    with engine.connect() as conn:
+        total = conn.execute(
+            select(func.count()).select_from(FeeLine).where(FeeLine.flight_id == flight_id)
+        ).scalar_one()
+    assert total == len(first)
+
+
+def test_backfill_without_ids_processes_the_whole_day(world):
+    data, engine = world
+    with dg.instance_for_test() as instance:
+        result = _run([], instance)
+    assert result.success
+    billed = {row.flight_id for row in _lines(engine)}
+    assert billed == {int(f) for f in data.flights["flight_id"]}
