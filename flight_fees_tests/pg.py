@@ -61,12 +61,24 @@ def _throwaway_cluster() -> Iterator[str]:
     try:
         subprocess.run(
             [*prefix, initdb, "-D", datadir, "-A", "trust", "-U", "postgres"],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         subprocess.run(
-            [*prefix, os.path.join(bindir, "pg_ctl"), "-D", datadir, "-w", "-l",
-             os.path.join(datadir, "log"), "-o", f"-p {port} -k {datadir} -h 127.0.0.1", "start"],
-            check=True, capture_output=True,
+            [
+                *prefix,
+                os.path.join(bindir, "pg_ctl"),
+                "-D",
+                datadir,
+                "-w",
+                "-l",
+                os.path.join(datadir, "log"),
+                "-o",
+                f"-p {port} -k {datadir} -h 127.0.0.1",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
         )
     except subprocess.CalledProcessError as exc:
         raise PostgresUnavailable(f"throwaway cluster failed: {exc.stderr!r}") from exc

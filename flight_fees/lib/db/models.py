@@ -308,9 +308,7 @@ class CreditNote(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     number: Mapped[str] = mapped_column(String(20), nullable=False, unique=True)
-    invoice_id: Mapped[int] = mapped_column(
-        ForeignKey("invoices.id"), nullable=False, unique=True
-    )
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), nullable=False, unique=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
