@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# dg checks that the project's venv is the active one
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help install demo test test-fast dev lint check-defs bench clean
 
@@ -33,7 +36,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 
 test: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check flight_fees flight_fees_tests benchmarks scripts
-	cd $(CURDIR) && $(BIN)/dg check defs
+	$(BIN)/dg check defs
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 test-fast: install

@@ -87,8 +87,11 @@ def enqueue(
         str | None, typer.Option("--date", help="UTC day of the flights (YYYY-MM-DD), if known.")
     ] = None,
 ) -> None:
-    """Queue flights for billing. Invalid ids are reported line by line; the valid ones are
-    queued (one transaction per chunk). Exit status 1 if any id was invalid."""
+    """Queue flights for billing (idempotent).
+
+    Invalid ids are reported line by line and the valid ones are queued, one transaction per
+    chunk of 5,000. Exit status 1 if any id was invalid.
+    """
     from flight_fees.lib.intake_files import parse_flight_ids
 
     try:
@@ -117,8 +120,7 @@ def enqueue(
 def queue_summary(
     errors: Annotated[int, typer.Option(help="How many recent errors to list.")] = 10,
 ) -> None:
-    """Queue summary: counts per status and priority, age of the oldest queued flight, recent
-    errors."""
+    """Queue summary: counts per status and priority, oldest age, recent errors."""
     queue = FlightQueue(open_engine(migrated=True))
     stats = queue.stats(last_errors=errors)
     table = Table(title="flight_processing_queue")
@@ -157,7 +159,7 @@ def _format_age(seconds: float) -> str:
 
 @app.command("doctor")
 def doctor() -> None:
-    """Check the billing database (reachable, migrated) and the track source (reachable)."""
+    """Check the billing database (reachable, migrated) and the track source."""
     from flight_fees.cli.doctor import run_checks
 
     checks = run_checks()

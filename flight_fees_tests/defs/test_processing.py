@@ -68,8 +68,12 @@ def test_process_flights_bills_the_good_and_fails_the_bad(world):
     orphan = data.flights.iloc[0]
     with transaction(engine) as session:
         session.execute(delete(Aircraft).where(Aircraft.registration == orphan["registration"]))
-    orphan_ids = [int(f) for f in data.flights.loc[
-        data.flights["registration"] == orphan["registration"], "flight_id"]]
+    orphan_ids = [
+        int(f)
+        for f in data.flights.loc[
+            data.flights["registration"] == orphan["registration"], "flight_id"
+        ]
+    ]
     queue = FlightQueue(engine)
     queue.enqueue([*ids, missing], flight_date=DAY)
     queue.claim("test", 100)
@@ -84,8 +88,9 @@ def test_process_flights_bills_the_good_and_fails_the_bad(world):
     assert {row.flight_id for row in lines} <= set(good)
     assert len(lines) == fee_meta["fee_lines"] > 0
     with engine.connect() as conn:
-        queue_rows = dict(conn.execute(
-            select(FlightQueueItem.flight_id, FlightQueueItem.error_category)).all())
+        queue_rows = dict(
+            conn.execute(select(FlightQueueItem.flight_id, FlightQueueItem.error_category)).all()
+        )
         flights = dict(conn.execute(select(Flight.flight_id, Flight.status)).all())
     # billed flights left the queue; failed ones stay with their category
     assert queue_rows == {missing: "not_found", **{f: "unknown_aircraft" for f in orphan_ids}}

@@ -18,8 +18,12 @@ DAY2 = dt.date(2026, 10, 27)
 def resources(db_url, tmp_path):
     return {
         "billing": BillingDatabase(url=db_url),
-        "track_store": TrackStore(kind="parquet", parquet_root=str(tmp_path / "tracks"),
-                                  breaker_failure_threshold=2, breaker_cooldown_s=600),
+        "track_store": TrackStore(
+            kind="parquet",
+            parquet_root=str(tmp_path / "tracks"),
+            breaker_failure_threshold=2,
+            breaker_cooldown_s=600,
+        ),
     }
 
 
@@ -45,11 +49,19 @@ def test_one_run_per_day_high_priority_first(resources, engine):
     result = _tick(resources)
     assert isinstance(result, dg.SensorResult)
     requests = result.run_requests
-    assert [r.partition_key for r in requests] == [DAY2.isoformat(), DAY1.isoformat(), DAY2.isoformat()]
+    assert [r.partition_key for r in requests] == [
+        DAY2.isoformat(),
+        DAY1.isoformat(),
+        DAY2.isoformat(),
+    ]
     high, normal1, normal2 = requests
     assert high.tags["dagster/priority"] == "10" and normal1.tags["dagster/priority"] == "0"
-    ids = {r.partition_key + r.tags["flight_fees/queue_priority"]:
-           r.run_config["ops"]["flight_tracks"]["config"]["flight_ids"] for r in requests}
+    ids = {
+        r.partition_key + r.tags["flight_fees/queue_priority"]: r.run_config["ops"][
+            "flight_tracks"
+        ]["config"]["flight_ids"]
+        for r in requests
+    }
     assert ids == {f"{DAY2}high": [22], f"{DAY1}normal": [11, 12], f"{DAY2}normal": [21]}
     assert len({r.run_key for r in requests}) == 3
     cursor = json.loads(result.cursor)
@@ -67,7 +79,10 @@ def test_runs_are_capped_in_size(resources, engine, monkeypatch):
     monkeypatch.setenv("FLIGHT_FEES_MAX_FLIGHTS_PER_RUN", "2")
     FlightQueue(engine).enqueue([1, 2, 3, 4, 5], flight_date=DAY1)
     result = _tick(resources)
-    sizes = [len(r.run_config["ops"]["flight_tracks"]["config"]["flight_ids"]) for r in result.run_requests]
+    sizes = [
+        len(r.run_config["ops"]["flight_tracks"]["config"]["flight_ids"])
+        for r in result.run_requests
+    ]
     assert sizes == [2, 2, 1]
 
 
@@ -75,7 +90,10 @@ def test_claim_batch_bounds_a_tick(resources, engine, monkeypatch):
     monkeypatch.setenv("FLIGHT_FEES_CLAIM_BATCH", "3")
     FlightQueue(engine).enqueue(range(1, 11), flight_date=DAY1)
     result = _tick(resources)
-    claimed = sum(len(r.run_config["ops"]["flight_tracks"]["config"]["flight_ids"]) for r in result.run_requests)
+    claimed = sum(
+        len(r.run_config["ops"]["flight_tracks"]["config"]["flight_ids"])
+        for r in result.run_requests
+    )
     assert claimed == 3
     assert FlightQueue(engine).stats().by_status == {"processing": 3, "queued": 7}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from flight_fees.lib.settings import database_url, normalise_database_url
@@ -27,14 +28,18 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy.exc.ArgumentError
-        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from exc
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
-        _configure_sqlite(engine)
-        return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        raise DatabaseError(f"invalid database URL: {exc}") from exc
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+            _configure_sqlite(engine)
+            return engine
+        return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    except (ImportError, ArgumentError, NoSuchModuleError, OSError) as exc:
+        raise DatabaseError(f"cannot use database URL {shown}: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:
