@@ -10,9 +10,11 @@ Semantics (correct under concurrency on PostgreSQL, serialised on SQLite):
   again once its lease has expired.
 - **complete** deletes the queue rows inside the caller's session, i.e. in the transaction that
   writes the fee lines: both commit or neither does.
-- **fail** counts an attempt and records category and message; a retryable failure is retried
-  after an exponential back-off, a non-retryable one waits for a human (re-enqueue); after
-  ``max_attempts`` the row becomes ``dead`` and stays visible.
+- **fail** counts an attempt and records category and message. A retryable failure (timeout,
+  partial result, source unavailable, ...) leaves the flight ``queued`` with an exponential
+  back-off (``next_attempt_at``); a non-retryable one (no track, unknown MTOW, conflict, ...)
+  makes it ``failed``, waiting for a human (fix the data, re-enqueue). After ``max_attempts``
+  the row becomes ``dead`` and stays visible.
 - **release** puts claimed rows back to ``queued`` without counting an attempt (the source was
   unavailable: not the flight's fault).
 """
@@ -229,8 +231,10 @@ class FlightQueue:
         lease_cutoff = _db_time(session, now - dt.timedelta(seconds=self.lease_s))
         now_db = _db_time(session, now)
         return or_(
-            Q.status == "queued",
-            and_(Q.status == "failed", Q.next_attempt_at.is_not(None), Q.next_attempt_at <= now_db),
+            and_(
+                Q.status == "queued",
+                or_(Q.next_attempt_at.is_(None), Q.next_attempt_at <= now_db),
+            ),
             and_(Q.status == "processing", Q.claimed_at < lease_cutoff),
         )
 
@@ -303,7 +307,8 @@ class FlightQueue:
         now: dt.datetime | None = None,
         session: Session | None = None,
     ) -> str | None:
-        """Record a failed attempt; returns the new status (``failed``/``dead``) or None.
+        """Record a failed attempt; returns the new status (``queued`` for a retry after the
+        back-off, ``failed`` for a human to look at, or ``dead``).
 
         The flight is (re-)inserted if it was not queued (e.g. a backfill found it): a failure
         is never lost.
@@ -328,13 +333,14 @@ class FlightQueue:
         if item.attempts >= self.max_attempts:
             item.status = "dead"
             item.next_attempt_at = None
+        elif retryable:
+            item.status = "queued"
+            item.next_attempt_at = now + dt.timedelta(
+                seconds=self.retry_backoff_s * 2 ** (item.attempts - 1)
+            )
         else:
             item.status = "failed"
-            item.next_attempt_at = (
-                now + dt.timedelta(seconds=self.retry_backoff_s * 2 ** (item.attempts - 1))
-                if retryable
-                else None
-            )
+            item.next_attempt_at = None
         return item.status
 
     def release(

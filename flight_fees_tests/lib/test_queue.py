@@ -83,10 +83,13 @@ def test_fail_retries_with_backoff_then_dead(queue, engine):
     queue.enqueue([9])
     t0 = utcnow()
     queue.claim("w", 1, now=t0)
-    assert queue.fail(9, "timeout", "broker timed out", now=t0) == "failed"
+    # a transient failure keeps the flight queued, behind a back-off
+    assert queue.fail(9, "timeout", "broker timed out", now=t0) == "queued"
     assert queue.claim("w", 1, now=t0 + dt.timedelta(seconds=5)) == []  # backoff 10 s
     assert len(queue.claim("w", 1, now=t0 + dt.timedelta(seconds=11))) == 1
-    assert queue.fail(9, "timeout", "again", now=t0 + dt.timedelta(seconds=12)) == "failed"
+    assert queue.fail(9, "timeout", "again", now=t0 + dt.timedelta(seconds=12)) == "queued"
+    assert queue.claim("w", 1, now=t0 + dt.timedelta(seconds=12 + 19)) == []  # backoff 20 s
+    assert len(queue.claim("w", 1, now=t0 + dt.timedelta(seconds=12 + 21))) == 1
     assert queue.fail(9, "timeout", "third", now=t0 + dt.timedelta(seconds=13)) == "dead"
     assert queue.claim("w", 1, now=t0 + dt.timedelta(days=1)) == []
     stats = queue.stats()
@@ -179,6 +182,6 @@ def test_fail_claimed_settles_only_what_the_crashed_run_left(queue, engine):
         FlightQueue.complete(session, [1])  # billed before the crash
     queue.fail(2, "unknown_mtow", "no MTOW")  # failed before the crash
     statuses = queue.fail_claimed("run:abc", "internal", "run crashed: boom")
-    assert statuses == {3: "failed"}
+    assert statuses == {3: "queued"}  # retried after the back-off
     stats = queue.stats()
-    assert stats.by_status == {"failed": 2}
+    assert stats.by_status == {"failed": 1, "queued": 1}

@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from flight_fees.defs.resources import BillingDatabase, Workspace
+from flight_fees.defs.resources import BillingDatabase, ReferenceData, Workspace
 
 
 class ConsolidationConfig(dg.Config):
@@ -13,6 +13,18 @@ class ConsolidationConfig(dg.Config):
     force: bool = False
     """Invoice every customer's period ending on/before ``as_of`` even if it is not an
     invoice day (catch-up after an outage, or the demo)."""
+
+
+def monthly_thresholds(tariffs, day: dt.date) -> dict:  # type: ignore[no-untyped-def]
+    """Zones whose tariff sets a minimum monthly invoice amount (e.g. FAA: USD 400)."""
+    limits = {}
+    for zone in tariffs.zones.values():
+        for version in zone.versions:
+            if version.monthly_invoice_threshold is None or version.valid_from > day:
+                continue
+            if version.valid_to is None or version.valid_to > day:
+                limits[zone.zone_id] = version.monthly_invoice_threshold
+    return limits
 
 
 def consolidation_day(config: ConsolidationConfig, today: dt.date | None = None) -> dt.date:
@@ -24,7 +36,7 @@ def consolidation_day(config: ConsolidationConfig, today: dt.date | None = None)
 @dg.asset(
     name="invoices",
     group_name="invoicing",
-    deps=["fee_lines"],
+    deps=["fee_lines", "tariffs"],
     kinds={"sqlalchemy", "html"},
     description="Consolidated invoices per customer (weekly on the week-end day, monthly on the "
     "last day of the month), with HTML documents.",
@@ -33,6 +45,7 @@ def invoices(
     context: dg.AssetExecutionContext,
     config: ConsolidationConfig,
     billing: BillingDatabase,
+    reference: ReferenceData,
     workspace: Workspace,
 ) -> dg.MaterializeResult:
     from flight_fees.lib.documents import write_invoice_document
@@ -40,7 +53,8 @@ def invoices(
 
     day = consolidation_day(config)
     engine = billing.engine()
-    result = consolidate(engine, day, force=config.force)
+    thresholds = monthly_thresholds(reference.tariffs(), day)
+    result = consolidate(engine, day, force=config.force, thresholds=thresholds)
     out_dir = workspace.paths().invoices
     documents = {}
     for number in result.invoice_numbers:
@@ -71,5 +85,6 @@ def invoices(
             ),
             "documents_dir": dg.MetadataValue.path(str(out_dir)),
             "skipped": dg.MetadataValue.json(result.skipped_summary()),
+            "zone_thresholds": dg.MetadataValue.json({k: str(v) for k, v in thresholds.items()}),
         }
     )

@@ -111,19 +111,26 @@ def flight_tracks(
         max_speed_kt=settings.max_speed_kt,
         min_points=settings.min_points,
     )
-    if stage.source_error is not None:
-        breaker.record_failure(stage.source_error[1])
-        category, message = stage.source_error
-        if category in ("source_unavailable", "timeout"):
-            queue.release(ids, category, message)
-            raise dg.Failure(
-                description=f"[INGESTION] track source failed ({category}): {message}; "
-                f"{len(ids)} flight(s) left queued",
-                allow_retries=False,
-            )
+    unavailable = {f for f, (cat, _) in stage.failures.items() if cat == "source_unavailable"}
+    source_down = stage.source_error is not None or (bool(unavailable) and stage.tracks.empty)
+    whole_source = stage.source_error is not None and stage.source_error[0] in (
+        "source_unavailable",
+        "timeout",
+    )
+    if whole_source or unavailable:  # the breaker counts outages, not bad flights
+        reason = stage.source_error or stage.failures[min(unavailable)]
+        breaker.record_failure(f"{reason[0]}: {reason[1]}")
     else:
         breaker.record_success()
+    # source_unavailable flights go back to the queue without losing an attempt
     _mark_failures(context, billing, stage.failures, "flight_tracks")
+    if source_down:
+        category, message = stage.source_error or stage.failures[min(unavailable)]
+        raise dg.Failure(
+            description=f"[INGESTION] track source {source.name!r} failed ({category}): "
+            f"{message}; {len(stage.failures)} flight(s) left in the queue",
+            allow_retries=False,
+        )
 
     store = workspace.work_store()
     store.write_frame("tracks", day, context.run.run_id, stage.tracks)
