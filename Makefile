@@ -43,6 +43,7 @@ test-fast: install
 	$(BIN)/pytest -q -x -m "not slow"
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/flight-fees db upgrade
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: install

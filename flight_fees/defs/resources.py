@@ -34,6 +34,15 @@ class BillingDatabase(dg.ConfigurableResource):
             self._engine = make_engine(self.url or database_url())
         return self._engine
 
+    def not_ready_reason(self) -> str | None:
+        """None when the database answers and is migrated, else why not (no exception)."""
+        from flight_fees.lib.db.health import check_schema
+
+        state = check_schema(self.engine())
+        if state.ok:
+            return None
+        return state.error or f"{state.detail}; run `flight-fees db upgrade`"
+
     def queue(self) -> FlightQueue:
         return FlightQueue(
             self.engine(),

@@ -116,3 +116,13 @@ def test_open_circuit_skips_and_leaves_flights_queued(resources, engine):
     assert isinstance(result, dg.SkipReason)
     assert "circuit is open" in result.skip_message
     assert FlightQueue(engine).stats().by_status == {"queued": 1}
+
+
+def test_unmigrated_database_skips_with_the_fix(tmp_path):
+    resources = {
+        "billing": BillingDatabase(url=f"sqlite:///{tmp_path / 'empty.db'}"),
+        "track_store": TrackStore(kind="parquet", parquet_root=str(tmp_path)),
+    }
+    result = _tick(resources)
+    assert isinstance(result, dg.SkipReason)
+    assert "flight-fees db upgrade" in result.skip_message

@@ -42,6 +42,9 @@ def flight_queue_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     batch = _int_env("FLIGHT_FEES_CLAIM_BATCH", DEFAULT_CLAIM_BATCH)
     per_run = _int_env("FLIGHT_FEES_MAX_FLIGHTS_PER_RUN", DEFAULT_MAX_FLIGHTS_PER_RUN)
+    not_ready = billing.not_ready_reason()
+    if not_ready:
+        return dg.SkipReason(f"[DATABASE] billing database not usable: {not_ready}")
     engine = billing.engine()
     queue = billing.queue()
 
