@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import Engine, select
 
 from flight_fees.cli.common import err_console, fail
 
@@ -90,9 +90,7 @@ def demo_command(
     # what the queue sensor does on a tick: claim, group by day, one run per day
     claimed = queue.claim("demo", len(data.flights))
     requests, unplaced = group_by_day(claimed)
-    billed = failed = lines = 0
-    totals: dict[str, Decimal] = {}
-    failures: list[tuple[int, str, str]] = []
+    billed = failed = 0
     for request in requests:
         result = run_process_flights(
             request.day,
@@ -108,7 +106,6 @@ def demo_command(
             continue
         billed += int(meta.get("flights_billed", 0))
         failed += int(meta.get("flights_failed", 0))
-        lines += int(meta.get("fee_lines", 0))
         console.print(
             f"  process_flights {request.day} ({request.priority}): "
             f"{meta.get('flights_billed', 0)} billed, {meta.get('flights_failed', 0)} failed, "
@@ -145,7 +142,7 @@ def demo_command(
     if not sweep.success:
         err_console.print(f"[red]overdue sweep failed:[/red] {run_failure_message(sweep)}")
 
-    _print_summary(engine, billed, failed, lines, totals, failures)
+    _print_summary(engine, billed, failed)
     console.print(f"maps:      {p.maps}/<day>/index.html")
     console.print(f"invoices:  {p.invoices}")
     console.print(f"logs:      {p.logs}")
@@ -159,25 +156,20 @@ def demo_command(
         err_console.print(f"{len(unplaced)} flight(s) could not be dated")
 
 
-def _print_summary(engine, billed, failed, lines, totals, failures) -> None:  # type: ignore[no-untyped-def]
-    from flight_fees.lib.db.models import FeeLine, Flight, Invoice
+def _print_summary(engine: Engine, billed: int, failed: int) -> None:
+    from flight_fees.lib.db.models import Customer, FeeLine, Flight, Invoice
 
     with engine.connect() as conn:
-        n_lines = conn.execute(select(func.count()).select_from(FeeLine)).scalar_one()
+        amounts = conn.execute(select(FeeLine.billing_currency, FeeLine.billing_amount)).all()
         n_failed = conn.execute(
             select(Flight.flight_id, Flight.error_category, Flight.last_error).where(
                 Flight.status != "billed"
             )
         ).all()
-        line_totals = conn.execute(
-            select(
-                FeeLine.billing_currency, func.count(), func.sum(FeeLine.billing_amount)
-            ).group_by(FeeLine.billing_currency)
-        ).all()
         invoices = conn.execute(
             select(
                 Invoice.number,
-                Invoice.customer_id,
+                Customer.code,
                 Invoice.period_start,
                 Invoice.period_end,
                 Invoice.line_count,
@@ -185,23 +177,29 @@ def _print_summary(engine, billed, failed, lines, totals, failures) -> None:  # 
                 Invoice.currency,
                 Invoice.status,
                 Invoice.due_date,
-            ).order_by(Invoice.number)
+            )
+            .join(Customer, Customer.id == Invoice.customer_id)
+            .order_by(Invoice.number)
         ).all()
+    # sum as Decimal in Python (SQLite has no exact decimal sum)
+    totals: dict[str, tuple[int, Decimal]] = {}
+    for ccy, amount in amounts:
+        count, total = totals.get(ccy, (0, Decimal(0)))
+        totals[ccy] = (count + 1, total + Decimal(str(amount)))
     console.rule("[bold]summary")
-    console.print(f"flights billed: {billed}   failed: {failed}   fee lines: {n_lines}")
-    for ccy, count, total in line_totals:
-        console.print(f"  fee lines in {ccy}: {count}, total {Decimal(str(total)):,.2f} {ccy}")
-    if n_failed:
-        for fid, cat, msg in n_failed[:10]:
-            console.print(f"  failed flight {fid}: {cat}: {msg}")
+    console.print(f"flights billed: {billed}   failed: {failed}   fee lines: {len(amounts)}")
+    for ccy, (count, total) in sorted(totals.items()):
+        console.print(f"  fee lines in {ccy}: {count}, total {total:,.2f} {ccy}")
+    for fid, cat, msg in n_failed[:10]:
+        console.print(f"  failed flight {fid}: {cat}: {msg}")
     table = Table(title=f"{len(invoices)} invoice(s)")
-    table.add_column("number", no_wrap=True)
-    for col in ("period", "lines", "total", "status", "due"):
-        table.add_column(col, no_wrap=col != "period")
+    for col in ("number", "customer", "period", "lines", "total", "status", "due"):
+        table.add_column(col, no_wrap=True)
     for inv in invoices:
         table.add_row(
             inv.number,
-            f"{inv.period_start} .. {inv.period_end}",
+            inv.code,
+            f"{inv.period_start}/{inv.period_end}",
             str(inv.line_count),
             f"{Decimal(str(inv.total_amount)):,.2f} {inv.currency}",
             inv.status,
