@@ -135,3 +135,35 @@ def test_backfill_without_ids_processes_the_whole_day(world):
     assert result.success
     billed = {row.flight_id for row in _lines(engine)}
     assert billed == {int(f) for f in data.flights["flight_id"]}
+
+
+def test_backfill_again_after_invoicing_leaves_invoiced_flights_alone(world):
+    from flight_fees.lib.invoicing import consolidate
+
+    data, engine = world
+    with dg.instance_for_test() as instance:
+        assert _run([], instance).success
+        # the daily schedule over the following days and the month end
+        numbers = [
+            n
+            for offset in range(0, 8)
+            for n in consolidate(engine, DAY + dt.timedelta(days=offset)).invoice_numbers
+        ]
+        assert numbers
+        before = _lines(engine)
+        with engine.connect() as conn:
+            invoiced = set(
+                conn.execute(
+                    select(FeeLine.flight_id).where(FeeLine.invoice_id.is_not(None))
+                ).scalars()
+            )
+        again = _run([], instance)
+    assert again.success
+    meta = _meta(again, "fee_lines")
+    assert meta["flights_already_invoiced_skipped"] == len(invoiced) > 0
+    assert meta["flights_failed"] == 0
+    assert [(r.flight_id, r.line_no, r.billing_amount) for r in _lines(engine)] == [
+        (r.flight_id, r.line_no, r.billing_amount) for r in before
+    ]
+    with engine.connect() as conn:  # nothing was pushed into the queue as a failure
+        assert conn.execute(select(func.count()).select_from(FlightQueueItem)).scalar_one() == 0

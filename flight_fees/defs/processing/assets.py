@@ -133,6 +133,7 @@ def flight_tracks(
         )
 
     store = workspace.work_store()
+    store.write_json("selection", day, context.run.run_id, {"flight_ids": ids})
     store.write_frame("tracks", day, context.run.run_id, stage.tracks)
     attrs = flight_attribute_rows(stage.tracks)
     store.write_frame("flight_attributes", day, context.run.run_id, attrs)
@@ -249,7 +250,8 @@ def fee_lines(
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
     from flight_fees.lib.audit import FlightTiming, ProcessingLog, write_processing_log
-    from flight_fees.lib.billing import fee_line_totals, persist_bills
+    from flight_fees.lib.billing import fee_line_totals, invoiced_flights, persist_bills
+    from flight_fees.lib.db.engine import transaction
     from flight_fees.lib.pipeline import bill_stage
 
     day = partition_day(context)
@@ -275,7 +277,16 @@ def fee_lines(
         aircraft_types=reference.aircraft_types(),
         attributes_csv=reference.attributes_csv,
     )
-    persisted = persist_bills(engine, bills.bills, batch_id=batch_id)
+    to_write = bills.bills
+    skipped_invoiced: dict[int, str] = {}
+    selection = store.read_json("selection", day, runs) or {}
+    if not selection.get("flight_ids"):
+        # a whole-day backfill re-bills what is not invoiced yet and leaves invoiced flights
+        # alone (an explicitly requested invoiced flight is refused as a failure instead)
+        with transaction(engine) as session:
+            skipped_invoiced = invoiced_flights(session, [b.flight_id for b in to_write])
+        to_write = [b for b in to_write if b.flight_id not in skipped_invoiced]
+    persisted = persist_bills(engine, to_write, batch_id=batch_id)
     failures = {**bills.failures, **persisted.failures}
     _mark_failures(context, billing, failures, "fee_lines")
     elapsed = time.perf_counter() - started
@@ -308,6 +319,7 @@ def fee_lines(
             "batch_id": batch_id,
             "flights_billed": len(persisted.written),
             "flights_failed": len(failures),
+            "flights_already_invoiced_skipped": len(skipped_invoiced),
             "fee_lines": persisted.lines,
             **{f"total_{ccy}": float(v) for ccy, v in sorted(totals.items())},
             "totals": dg.MetadataValue.json({k: str(v) for k, v in totals.items()}),
