@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from flight_fees.cli.common import err_console, fail, open_engine
@@ -105,7 +106,14 @@ def enqueue(
     if not parsed.ids and not parsed.invalid:
         fail("no flight ids given (arguments or --file)")
     queue = FlightQueue(open_engine(migrated=True))
-    result = queue.enqueue(parsed.ids, priority=priority, flight_date=flight_date)
+    with Progress(console=err_console, transient=True, disable=len(parsed.ids) < 20_000) as bar:
+        task = bar.add_task("enqueueing", total=len(parsed.ids))
+        result = queue.enqueue(
+            parsed.ids,
+            priority=priority,
+            flight_date=flight_date,
+            progress=lambda done, _total: bar.update(task, completed=done),
+        )
     console.print(
         f"queued {result.added} new flight(s), reset {result.reset} failed/dead, "
         f"{result.unchanged} already queued"

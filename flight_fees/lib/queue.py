@@ -22,14 +22,14 @@ Semantics (correct under concurrency on PostgreSQL, serialised on SQLite):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from flight_fees.lib.db.engine import transaction
+from flight_fees.lib.db.engine import as_utc, transaction, utcnow
 from flight_fees.lib.db.models import PRIORITIES, PRIORITY_RANK, FlightQueueItem
 
 Q = FlightQueueItem
@@ -40,17 +40,6 @@ ENQUEUE_CHUNK = 5_000
 RETRYABLE_CATEGORIES = frozenset(
     {"timeout", "source_unavailable", "partial_result", "query_error", "database", "internal"}
 )
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Timestamps read back from SQLite are naive UTC; make every timestamp aware."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _db_time(engine_or_session: Engine | Session, value: dt.datetime) -> dt.datetime:
@@ -147,8 +136,10 @@ class FlightQueue:
         priority: str = "normal",
         flight_date: dt.date | None = None,
         chunk_size: int = ENQUEUE_CHUNK,
+        progress: Callable[[int, int], None] | None = None,
     ) -> EnqueueResult:
-        """Queue flights (idempotent). One transaction per chunk of ``chunk_size`` ids."""
+        """Queue flights (idempotent). One transaction per chunk of ``chunk_size`` ids;
+        ``progress(done, total)`` is called after each committed chunk."""
         validate_priority(priority)
         ids = list(dict.fromkeys(int(f) for f in flight_ids))  # de-duplicate, keep order
         result = EnqueueResult()
@@ -157,6 +148,8 @@ class FlightQueue:
                 result = result + self._enqueue_chunk(
                     session, ids[start : start + chunk_size], priority, flight_date
                 )
+            if progress is not None:
+                progress(min(start + chunk_size, len(ids)), len(ids))
         return result
 
     @staticmethod
@@ -180,13 +173,12 @@ class FlightQueue:
             }
             for fid in ids
         ]
+        # executemany with RETURNING: SQLAlchemy batches it ("insertmanyvalues") without
+        # compiling one giant VALUES statement per chunk
         stmt = (
-            insert_fn(Q)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["flight_id"])
-            .returning(Q.flight_id)
+            insert_fn(Q).on_conflict_do_nothing(index_elements=["flight_id"]).returning(Q.flight_id)
         )
-        return {r[0] for r in session.execute(stmt)}
+        return set(session.execute(stmt, rows).scalars())
 
     def _enqueue_chunk(
         self, session: Session, ids: Sequence[int], priority: str, flight_date: dt.date | None
