@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 
 from flight_fees.cli.common import err_console, fail
 
-console = Console()
+console = Console(soft_wrap=True)  # paths stay copyable
 
 #: a fixed, complete week ending on a month end: reproducible numbers, weekly *and* monthly
 #: invoices, and (with short payment terms) overdue invoices

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import ClassVar, Final
 import pandas as pd
 
 from flight_fees.lib.money import CategorizedError, InvalidAmount, to_decimal
+from flight_fees.lib.values import is_missing
 
 __all__ = [
     "DEFAULT_AIRCRAFT_TYPES_PATH",
@@ -155,14 +155,10 @@ def load_aircraft_types(path: str | Path | None = None) -> AircraftTypes:
 
 
 def _is_missing(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
+    """:func:`is_missing`, NumPy scalars included (a ``float32`` NaN, a ``datetime64`` NaT):
+    object columns hand them over as they are."""
+    if is_missing(value):
         return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    if isinstance(value, Decimal):
-        return value.is_nan()
-    if isinstance(value, str):
-        return not value.strip()
     try:
         return bool(pd.isna(value))  # numpy scalars
     except (TypeError, ValueError):

@@ -54,6 +54,8 @@ from sqlalchemy.orm import Session
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Aircraft, Customer, FlightConflict
 from flight_fees.lib.queue import QueueError, parse_flight_id
+from flight_fees.lib.tracks.base import ATTRIBUTE_COLUMNS
+from flight_fees.lib.values import is_null
 
 __all__ = [
     "DEFAULT_CRITICAL_FIELDS",
@@ -91,15 +93,6 @@ FIELDS: tuple[str, ...] = (
     "destination",
     "flags",
 )
-#: attribute columns that may come with the track rows
-TRACK_ATTRIBUTE_COLUMNS: tuple[str, ...] = (
-    "callsign",
-    "registration",
-    "aircraft_type",
-    "icao24",
-    "origin",
-    "destination",
-)
 DEFAULT_CRITICAL_FIELDS: tuple[str, ...] = ("mtow_kg", "operator")
 #: two MTOW values closer than this are the same value
 MTOW_TOLERANCE_KG = 0.5
@@ -128,12 +121,6 @@ _FLAG_SPLIT = re.compile(r"[,;\s]+")
 _ICAO24 = re.compile(r"^[0-9a-f]{6}$")
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
 def normalise_value(field_name: str, value: Any) -> Any:
     """The canonical form of one value of ``field_name`` (``None`` when unknown/blank).
 
@@ -143,7 +130,7 @@ def normalise_value(field_name: str, value: Any) -> Any:
 
     Raises :class:`ValueError` for an MTOW that is not a positive finite number.
     """
-    if _is_missing(value):
+    if is_null(value):
         return None
     if field_name == "mtow_kg":
         if isinstance(value, bool):
@@ -185,15 +172,12 @@ def _none_for_missing(series: pd.Series) -> pd.Series:
 
 def _normalise_series(field_name: str, series: pd.Series) -> pd.Series:
     """Vectorised :func:`normalise_value` (each distinct value normalised once)."""
-    if field_name == "mtow_kg":
-        values = series.astype(object)
-        uniques = pd.unique(values[values.notna()])
-        mapping = {u: normalise_value(field_name, u) for u in uniques}
-        return values.map(mapping).astype("float64")
     values = series.astype(object)
     uniques = pd.unique(values[values.notna()])
-    mapping = {u: normalise_value(field_name, u) for u in uniques}
-    return _none_for_missing(values.map(mapping))
+    normalised = values.map({u: normalise_value(field_name, u) for u in uniques})
+    if field_name == "mtow_kg":
+        return normalised.astype("float64")
+    return _none_for_missing(normalised)
 
 
 def _none_series(index: pd.Index) -> pd.Series:
@@ -385,7 +369,7 @@ class TrackRowsSource:
             if "ts" in tracks.columns
             else pd.Series(np.arange(len(tracks)), index=tracks.index)
         )
-        for col in TRACK_ATTRIBUTE_COLUMNS:
+        for col in ATTRIBUTE_COLUMNS:  # the attributes that may come with the track rows
             if col not in tracks.columns:
                 continue
             sub = pd.DataFrame(
@@ -896,7 +880,7 @@ def resolve_attributes(
                     candidates = {
                         name: _json_value(column[k])
                         for name, column in columns
-                        if not _is_missing(column[k])
+                        if not is_null(column[k])
                     }
                     conflicts.append(Conflict(int(flight_ids[position]), field_name, candidates))
                     conflict_fields[position].append(field_name)

@@ -35,7 +35,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from flight_fees.lib.db.engine import transaction
+from flight_fees.lib.db.engine import as_utc, transaction, utcnow
 from flight_fees.lib.db.models import CircuitBreakerState
 
 __all__ = [
@@ -62,18 +62,6 @@ _NAME_MAX = 60
 _ERROR_MAX = 4000
 
 _CB = CircuitBreakerState
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware UTC (the default clock)."""
-    return dt.datetime.now(dt.UTC)
-
-
-def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Timestamps read back from SQLite are naive UTC: make every timestamp aware UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -200,8 +188,8 @@ class CircuitBreaker:
     def _snapshot(self, row: CircuitBreakerState | None, now: dt.datetime) -> BreakerState:
         if row is None:
             return BreakerState("closed", 0, None, None, 0.0)
-        opened_at = _as_utc(row.opened_at)
-        updated_at = _as_utc(row.updated_at)
+        opened_at = as_utc(row.opened_at)
+        updated_at = as_utc(row.updated_at)
         retry_after = 0.0
         if row.state == "open" and opened_at is not None:
             retry_after = self.cooldown_s - (now - opened_at).total_seconds()
@@ -234,14 +222,14 @@ class CircuitBreaker:
             if row.state == "closed":
                 return True
             if row.state == "open":
-                opened_at = _as_utc(row.opened_at) or now
+                opened_at = as_utc(row.opened_at) or now
                 if (now - opened_at).total_seconds() < self.cooldown_s:
                     return False
                 row.state = "half_open"
                 self._touch(session, row, now)  # updated_at = when the probe was granted
                 return True
             # half_open: one probe at a time; a probe that never reported is replaced
-            granted_at = _as_utc(row.updated_at) or now
+            granted_at = as_utc(row.updated_at) or now
             if (now - granted_at).total_seconds() < self.probe_timeout_s:
                 return False
             self._touch(session, row, now)

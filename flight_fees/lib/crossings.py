@@ -76,24 +76,33 @@ __all__ = [
     "CROSSING_COLUMNS",
     "CHUNK_POINTS",
     "DENSIFY_M",
+    "VISIT_FLOAT_COLUMNS",
+    "VISIT_SPAN_COLUMNS",
     "FirIndex",
     "build_fir_index",
     "compute_crossings",
 ]
 
-#: Output columns, in order.
-CROSSING_COLUMNS: Final[tuple[str, ...]] = (
-    "flight_id",
-    "visit_index",
-    "fir_id",
-    "entry_time",
-    "exit_time",
+#: Float columns of every visit frame (crossings, zone visits, fee lines): the entry and exit
+#: positions, the great-circle and the flown distance.
+VISIT_FLOAT_COLUMNS: Final[tuple[str, ...]] = (
     "entry_lat",
     "entry_lon",
     "exit_lat",
     "exit_lon",
     "distance_km",
     "flown_km",
+)
+#: When and where a visit enters and leaves, and how far it goes: the run of columns that
+#: every visit frame carries, in this order.
+VISIT_SPAN_COLUMNS: Final[tuple[str, ...]] = ("entry_time", "exit_time", *VISIT_FLOAT_COLUMNS)
+
+#: Output columns, in order.
+CROSSING_COLUMNS: Final[tuple[str, ...]] = (
+    "flight_id",
+    "visit_index",
+    "fir_id",
+    *VISIT_SPAN_COLUMNS,
     "interpolated",
     "starts_inside",
     "ends_inside",
@@ -990,17 +999,7 @@ def _empty_result() -> pd.DataFrame:
             "flight_id": np.empty(0, np.int64),
             "fir": np.empty(0, np.int32),
             **{k: np.empty(0, np.int64) for k in ("entry_time", "exit_time")},
-            **{
-                k: np.empty(0)
-                for k in (
-                    "entry_lat",
-                    "entry_lon",
-                    "exit_lat",
-                    "exit_lon",
-                    "distance_km",
-                    "flown_km",
-                )  # fmt: skip
-            },
+            **{k: np.empty(0) for k in VISIT_FLOAT_COLUMNS},
             **{k: np.empty(0, bool) for k in ("interpolated", "starts_inside", "ends_inside")},
         },
         None,

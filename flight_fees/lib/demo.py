@@ -41,6 +41,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyproj import Geod
 
+from flight_fees.lib.tracks.base import ATTRIBUTE_COLUMNS as TRACK_STRING_COLUMNS
+
 __all__ = [
     "AIRPORTS_CSV",
     "HOSTILE_CALLSIGN",
@@ -55,16 +57,6 @@ __all__ = [
 
 #: shipped airport reference points
 AIRPORTS_CSV = Path(__file__).resolve().parent.parent / "data" / "airports.csv"
-
-#: optional string columns of the Tracks frame
-TRACK_STRING_COLUMNS: tuple[str, ...] = (
-    "callsign",
-    "registration",
-    "aircraft_type",
-    "icao24",
-    "origin",
-    "destination",
-)
 
 #: Arrow schema of the files of the embedded track store (partition column ``day`` excluded)
 TRACK_SCHEMA = pa.schema(

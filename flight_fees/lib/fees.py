@@ -42,7 +42,6 @@ Rules
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -53,6 +52,7 @@ from typing import Any, ClassVar, Final, Literal
 import pandas as pd
 
 from flight_fees.lib.aircraft_types import UnknownMtow
+from flight_fees.lib.crossings import VISIT_SPAN_COLUMNS
 from flight_fees.lib.fx import FxRates
 from flight_fees.lib.money import (
     CategorizedError,
@@ -63,6 +63,7 @@ from flight_fees.lib.money import (
     to_utc_date,
 )
 from flight_fees.lib.tariffs import Tariffs, parse_flags, quote
+from flight_fees.lib.values import is_missing
 
 __all__ = [
     "FEE_LINE_COLUMNS",
@@ -82,14 +83,7 @@ FEE_LINE_COLUMNS: Final[tuple[str, ...]] = (
     "flight_date",
     "zone_id",
     "fir_ids",
-    "entry_time",
-    "exit_time",
-    "entry_lat",
-    "entry_lon",
-    "exit_lat",
-    "exit_lon",
-    "distance_km",
-    "flown_km",
+    *VISIT_SPAN_COLUMNS,
     "mtow_kg",
     "category",
     "service_units",
@@ -164,20 +158,8 @@ def derive_category(departure_in_zone: bool, arrival_in_zone: bool) -> str:
     return "overflight"
 
 
-def _missing(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    if isinstance(value, Decimal):
-        return value.is_nan()
-    if isinstance(value, str):
-        return not value.strip()
-    return False
-
-
 def _optional_decimal(value: object, places: int | None = None) -> Decimal | None:
-    if _missing(value):
+    if is_missing(value):
         return None
     number = to_decimal(value)
     return number if places is None else round_half_up(number, places)
@@ -189,15 +171,15 @@ def _stored(value: Decimal | None) -> Decimal | None:
 
 
 def _flag(value: object) -> bool:
-    return False if _missing(value) else bool(value)
+    return False if is_missing(value) else bool(value)
 
 
 def _fir_crossings(visit: Mapping[str, Any]) -> int:
     explicit = visit.get("fir_crossings")
-    if not _missing(explicit):
+    if not is_missing(explicit):
         return int(explicit)  # type: ignore[call-overload]
     fir_ids = visit.get("fir_ids")
-    if _missing(fir_ids):
+    if is_missing(fir_ids):
         return 1
     return max(1, len([part for part in str(fir_ids).split(",") if part.strip()]))
 
@@ -210,11 +192,11 @@ def _billing_currency(
     value: object = None
     if isinstance(billing_currency, Mapping):
         value = billing_currency.get(flight_id)
-    if _missing(value):
+    if is_missing(value):
         value = flight.get("billing_currency")
-    if _missing(value) and isinstance(billing_currency, str):
+    if is_missing(value) and isinstance(billing_currency, str):
         value = billing_currency
-    if _missing(value):
+    if is_missing(value):
         raise FlightDataError("no billing currency")
     try:
         return normalize_currency(value)
@@ -242,7 +224,7 @@ def _line(
         raise VisitDataError("distance_km is missing")
 
     mtow_value = flight.get("mtow_kg")
-    if _missing(mtow_value):
+    if is_missing(mtow_value):
         raise UnknownMtow("flight has no MTOW (run aircraft_types.select_mtow_frame first)")
     try:
         mtow = to_decimal(mtow_value, what="mtow_kg")
@@ -250,13 +232,13 @@ def _line(
         raise FlightDataError(str(exc)) from None
 
     flight_date: date | None = None
-    if not _missing(flight.get("flight_date")):
+    if not is_missing(flight.get("flight_date")):
         try:
             flight_date = to_utc_date(flight["flight_date"])
         except ValueError as exc:
             raise FlightDataError(f"flight_date: {exc}") from None
     entry_time = visit.get("entry_time")
-    if date_basis == "zone_entry" and not _missing(entry_time):
+    if date_basis == "zone_entry" and not is_missing(entry_time):
         on_date = to_utc_date(entry_time)
     elif flight_date is not None:
         on_date = flight_date
@@ -268,7 +250,7 @@ def _line(
     category_value = flight.get("category")
     category = (
         derive_category(departure, arrival)
-        if _missing(category_value)
+        if is_missing(category_value)
         else str(category_value).strip().lower()
     )
 
@@ -282,7 +264,7 @@ def _line(
         landings=int(arrival),
         airspace_class=(
             "enroute"
-            if _missing(visit.get("airspace_class"))
+            if is_missing(visit.get("airspace_class"))
             else str(visit["airspace_class"]).strip().lower()
         ),
         category=category,
@@ -305,7 +287,7 @@ def _line(
         "line_no": int(visit["visit_index"]),
         "flight_date": flight_date if flight_date is not None else on_date,
         "zone_id": result.zone_id,
-        "fir_ids": None if _missing(visit.get("fir_ids")) else str(visit["fir_ids"]),
+        "fir_ids": None if is_missing(visit.get("fir_ids")) else str(visit["fir_ids"]),
         "entry_time": entry_time,
         "exit_time": visit.get("exit_time"),
         "entry_lat": visit.get("entry_lat"),

@@ -61,7 +61,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flight_fees.lib.db.engine import transaction
+from flight_fees.lib.db.engine import as_utc, transaction, utcnow
 from flight_fees.lib.db.models import (
     INVOICE_STATUSES,
     CreditNote,
@@ -247,17 +247,23 @@ def _next_number(session: Session, kind: str, year: int) -> str:
 # -- time helpers ----------------------------------------------------------------------------
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Timestamps read back from SQLite are naive UTC; make every timestamp aware."""
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite server-default timestamps may come back as text
+def _as_utc(value: dt.datetime | str | None) -> dt.datetime | None:
+    """:func:`~flight_fees.lib.db.engine.as_utc`, text included (SQLite server-default
+    timestamps may come back as text)."""
+    if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return as_utc(value)
+
+
+# -- amounts ---------------------------------------------------------------------------------
+
+
+def _sum_by_key(amounts: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    """The exact sum of the amounts of each key, sorted by key."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for key, amount in amounts:
+        totals[key] += amount
+    return dict(sorted(totals.items()))
 
 
 # -- consolidation results -------------------------------------------------------------------
@@ -392,10 +398,7 @@ class ConsolidationResult:
 
     def totals_by_currency(self) -> dict[str, Decimal]:
         """Sum of the created invoices' totals per currency."""
-        totals: dict[str, Decimal] = defaultdict(Decimal)
-        for inv in self.created:
-            totals[inv.currency] += inv.total_amount
-        return dict(sorted(totals.items()))
+        return _sum_by_key((inv.currency, inv.total_amount) for inv in self.created)
 
     def metadata(self) -> dict[str, object]:
         """Plain JSON-able summary (for Dagster asset metadata, logs)."""
@@ -842,7 +845,7 @@ def pay(engine: Engine, number: str, paid_at: dt.datetime | None = None) -> Invo
 
     Raises :class:`InvoiceNotFound` or :class:`InvoiceStateError` (already paid, void).
     """
-    when = _as_utc(paid_at) or _utcnow()
+    when = _as_utc(paid_at) or utcnow()
     with transaction(engine) as session:
         changed = session.execute(
             update(Invoice)
@@ -887,7 +890,7 @@ def void(
     reason = (reason or "").strip()
     if not reason:
         raise ValueError("a reason is required to void an invoice")
-    when = _as_utc(voided_at) or _utcnow()
+    when = _as_utc(voided_at) or utcnow()
     with transaction(engine) as session:
         invoice = session.execute(
             select(Invoice).where(Invoice.number == number).with_for_update(key_share=True)
@@ -1022,11 +1025,8 @@ def totals_by_currency(
         stmt = stmt.where(Invoice.issue_date >= issued_from)
     if issued_to is not None:
         stmt = stmt.where(Invoice.issue_date <= issued_to)
-    totals: dict[str, Decimal] = defaultdict(Decimal)
     with Session(engine) as session:
-        for currency, amount in session.execute(stmt):
-            totals[currency] += amount
-    return dict(sorted(totals.items()))
+        return _sum_by_key(session.execute(stmt).tuples())
 
 
 @dataclass(frozen=True)
@@ -1135,10 +1135,7 @@ class InvoiceDetail:
 
     def zone_totals(self) -> dict[str, Decimal]:
         """Billing amount per charging zone, sorted by zone."""
-        totals: dict[str, Decimal] = defaultdict(Decimal)
-        for line in self.lines:
-            totals[line.zone_id] += line.billing_amount
-        return dict(sorted(totals.items()))
+        return _sum_by_key((line.zone_id, line.billing_amount) for line in self.lines)
 
     @property
     def lines_total(self) -> Decimal:

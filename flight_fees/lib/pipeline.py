@@ -21,7 +21,6 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 Failures = dict[int, tuple[str, str]]
-ATTRIBUTE_COLUMNS = ("callsign", "registration", "aircraft_type", "icao24", "origin", "destination")
 
 
 # -- stage 1: tracks --------------------------------------------------------------------------
@@ -51,7 +50,7 @@ def fetch_tracks_stage(
     min_points: int = 10,
 ) -> TrackStage:
     """Fetch the flights (or, without ids, every flight of ``day``) and clean their tracks."""
-    from flight_fees.lib.tracks import TrackSourceError
+    from flight_fees.lib.tracks import TrackSourceError, empty_tracks
     from flight_fees.lib.tracks.cleaning import clean_tracks
 
     requested = sorted(set(int(f) for f in flight_ids)) if flight_ids else None
@@ -60,7 +59,7 @@ def fetch_tracks_stage(
     except TrackSourceError as exc:
         failure = (exc.category, str(exc))
         return TrackStage(
-            tracks=_empty_tracks(),
+            tracks=empty_tracks(),
             failures={fid: failure for fid in requested or []},
             report=pd.DataFrame(),
             requested=requested,
@@ -84,21 +83,11 @@ def fetch_tracks_stage(
     )
 
 
-def _empty_tracks() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "flight_id": pd.Series(dtype="int64"),
-            "ts": pd.Series(dtype="datetime64[us, UTC]"),
-            "lat": pd.Series(dtype="float64"),
-            "lon": pd.Series(dtype="float64"),
-            "alt_ft": pd.Series(dtype="float64"),
-        }
-    )
-
-
 def flight_attribute_rows(tracks: pd.DataFrame) -> pd.DataFrame:
     """One row per flight: the most frequent non-null value of each attribute column, plus the
     first and last position (departure/arrival fallbacks) and times."""
+    from flight_fees.lib.tracks import ATTRIBUTE_COLUMNS
+
     if tracks.empty:
         return pd.DataFrame({"flight_id": pd.Series(dtype="int64")})
     grouped = tracks.groupby("flight_id", sort=True)

@@ -26,6 +26,8 @@ import pyproj
 import shapely
 import yaml
 
+from flight_fees.lib.crossings import VISIT_FLOAT_COLUMNS, VISIT_SPAN_COLUMNS
+
 __all__ = [
     "DEFAULT_ZONES_PATH",
     "ZONE_VISIT_COLUMNS",
@@ -46,14 +48,7 @@ ZONE_VISIT_COLUMNS: Final[tuple[str, ...]] = (
     "visit_index",
     "zone_id",
     "fir_ids",
-    "entry_time",
-    "exit_time",
-    "entry_lat",
-    "entry_lon",
-    "exit_lat",
-    "exit_lon",
-    "distance_km",
-    "flown_km",
+    *VISIT_SPAN_COLUMNS,
     "interpolated",
     "departure_in_zone",
     "arrival_in_zone",
@@ -500,17 +495,7 @@ def _empty_zone_visits() -> pd.DataFrame:
             "fir_ids": "str",
             "entry_time": "datetime64[ns, UTC]",
             "exit_time": "datetime64[ns, UTC]",
-            **{
-                c: "float64"
-                for c in (
-                    "entry_lat",
-                    "entry_lon",
-                    "exit_lat",
-                    "exit_lon",
-                    "distance_km",
-                    "flown_km",
-                )  # fmt: skip
-            },
+            **{c: "float64" for c in VISIT_FLOAT_COLUMNS},
             "interpolated": "bool",
             "departure_in_zone": "bool",
             "arrival_in_zone": "bool",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,3 +73,15 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on any exception."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC (the default clock of the database writers)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A timestamp read back from the database, made aware UTC (SQLite returns naive UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -68,6 +68,13 @@ def upper_alnum_check(column: str, min_len: int, max_len: int, nullable: bool = 
     return f"{column} IS NULL OR ({body})" if nullable else body
 
 
+def _partial_unique_index(name: str, *columns: str, where: str) -> Index:
+    """A unique index over the rows for which the SQL ``where`` holds (SQLite and PostgreSQL)."""
+    return Index(
+        name, *columns, unique=True, sqlite_where=text(where), postgresql_where=text(where)
+    )
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -258,14 +265,12 @@ class Invoice(TimestampMixin, Base):
         CheckConstraint("period_end >= period_start", name="period_ordered"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),
         # one live invoice per customer and period; voided ones make room for a re-issue
-        Index(
+        _partial_unique_index(
             "uq_invoices_customer_period_live",
             "customer_id",
             "period_start",
             "period_end",
-            unique=True,
-            sqlite_where=text("status <> 'VOID'"),
-            postgresql_where=text("status <> 'VOID'"),
+            where="status <> 'VOID'",
         ),
     )
 
@@ -345,13 +350,8 @@ class FlightConflict(Base):
     __tablename__ = "flight_conflicts"
     __table_args__ = (
         CheckConstraint(_in("status", ("open", "resolved")), name="status_valid"),
-        Index(
-            "uq_flight_conflicts_open",
-            "flight_id",
-            "field",
-            unique=True,
-            sqlite_where=text("status = 'open'"),
-            postgresql_where=text("status = 'open'"),
+        _partial_unique_index(
+            "uq_flight_conflicts_open", "flight_id", "field", where="status = 'open'"
         ),
     )
 

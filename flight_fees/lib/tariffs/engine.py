@@ -239,12 +239,15 @@ def quote(
     multiplier = version.multiplier(category)
 
     exemption = version.exemptions.reason(inputs)
-    computation: Computation | None = None
     with localcontext(CALC_CONTEXT):
         if exemption is None:
             computation = formula.compute(inputs, version.rounding)
             exemption = computation.no_charge_reason
-        if exemption is None and computation is not None:
+        else:  # exempt: the formula is not applied
+            computation = Computation(
+                charge=Decimal(0), components=(), unit_rate=formula.unit_rate, details=_empty()
+            )
+        if exemption is None:
             amount = quantize(computation.charge * multiplier, places, version.rounding.amount_mode)
         else:
             amount = quantize(Decimal(0), places)
@@ -257,16 +260,16 @@ def quote(
         tariff_version=version.version,
         formula=formula.type,
         on_date=day,
-        unit_rate=computation.unit_rate if computation is not None else formula.unit_rate,
-        service_units=computation.service_units if computation is not None else None,
-        distance_factor=computation.distance_factor if computation is not None else None,
-        weight_factor=computation.weight_factor if computation is not None else None,
-        components=computation.components if computation is not None else (),
+        unit_rate=computation.unit_rate,
+        service_units=computation.service_units,
+        distance_factor=computation.distance_factor,
+        weight_factor=computation.weight_factor,
+        components=computation.components,
         multiplier=multiplier,
         exemption=exemption,
         fx_policy=zone.fx_policy,
         monthly_invoice_threshold=version.monthly_invoice_threshold,
         sample=version.sample,
         inputs=inputs,
-        details=computation.details if computation is not None else _empty(),
+        details=computation.details,
     )

@@ -311,6 +311,18 @@ def to_utc_timestamps(values: pd.Series) -> pd.Series:
     return parsed
 
 
+def usable_positions(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Where a position is usable: finite lat/lon in range, and not the (0, 0) null sentinel."""
+    with np.errstate(invalid="ignore"):
+        return (
+            np.isfinite(lat)
+            & np.isfinite(lon)
+            & (np.abs(lat) <= 90.0)
+            & (np.abs(lon) <= 180.0)
+            & ~((lat == 0.0) & (lon == 0.0))
+        )
+
+
 def normalise_tracks(
     frame: pd.DataFrame, *, attributes: Iterable[str] | None = None
 ) -> tuple[pd.DataFrame, int]:
@@ -344,16 +356,11 @@ def normalise_tracks(
     alt = pd.to_numeric(frame["alt_ft"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     alt = np.where(np.isfinite(alt), alt, np.nan)
 
-    with np.errstate(invalid="ignore"):
-        keep = (
-            (fid > 0).to_numpy(dtype=bool, na_value=False)  # Pinot's null LONG is -2^63
-            & ts.notna().to_numpy()
-            & np.isfinite(lat)
-            & np.isfinite(lon)
-            & (np.abs(lat) <= 90.0)
-            & (np.abs(lon) <= 180.0)
-            & ~((lat == 0.0) & (lon == 0.0))
-        )
+    keep = (
+        (fid > 0).to_numpy(dtype=bool, na_value=False)  # Pinot's null LONG is -2^63
+        & ts.notna().to_numpy()
+        & usable_positions(lat, lon)
+    )
     out = pd.DataFrame(
         {
             "flight_id": fid.to_numpy()[keep].astype("int64"),

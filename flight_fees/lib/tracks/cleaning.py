@@ -25,7 +25,12 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from flight_fees.lib.tracks.base import BAD_TRACK, REQUIRED_COLUMNS, FetchFailure
+from flight_fees.lib.tracks.base import (
+    BAD_TRACK,
+    REQUIRED_COLUMNS,
+    FetchFailure,
+    usable_positions,
+)
 
 EARTH_RADIUS_NM: Final = 3440.065
 REPORT_COLUMNS: Final = (
@@ -233,15 +238,7 @@ def clean_tracks(
     lon = pd.to_numeric(df["lon"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
     # 2. out of range
-    with np.errstate(invalid="ignore"):
-        valid = (
-            ~nat
-            & np.isfinite(lat)
-            & np.isfinite(lon)
-            & (np.abs(lat) <= 90.0)
-            & (np.abs(lon) <= 180.0)
-            & ~((lat == 0.0) & (lon == 0.0))
-        )
+    valid = ~nat & usable_positions(lat, lon)
     out_of_range = np.bincount(flight_of[~valid], minlength=n_flights)
     rows = np.flatnonzero(valid)
 

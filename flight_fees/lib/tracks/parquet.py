@@ -33,6 +33,7 @@ from flight_fees.lib.tracks.base import (
     empty_tracks,
     normalise_tracks,
     not_found_failures,
+    resolve_window,
     validate_flight_ids,
 )
 
@@ -45,6 +46,22 @@ def _sql_string(value: str) -> str:
 
 def _ts_literal(value: dt.datetime) -> str:
     return f"TIMESTAMPTZ '{as_utc(value).isoformat()}'"
+
+
+def _scan(files: Sequence[str]) -> str:
+    """The table function reading ``files`` (optional columns may differ between them)."""
+    file_list = ", ".join(_sql_string(f) for f in files)
+    return f"read_parquet([{file_list}], union_by_name = true, hive_partitioning = false)"
+
+
+def _positions_sql(files: Sequence[str], where: Sequence[str]) -> str:
+    """The positions in ``files`` matching ``where``, ordered by ``flight_id, ts``."""
+    columns = ", ".join(_sql_string(c) for c in TRACK_COLUMNS)
+    return (
+        f"SELECT COLUMNS(lambda c: list_contains([{columns}], c)) FROM {_scan(files)}"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + " ORDER BY flight_id, ts"
+    )
 
 
 class ParquetTrackSource(BaseTrackSource):
@@ -110,15 +127,9 @@ class ParquetTrackSource(BaseTrackSource):
 
     # -- queries ---------------------------------------------------------------------------
 
-    def _query(self, files: list[str], where: list[str]) -> pd.DataFrame:
-        columns = ", ".join(_sql_string(c) for c in TRACK_COLUMNS)
-        file_list = ", ".join(_sql_string(f) for f in files)
-        sql = (
-            f"SELECT COLUMNS(lambda c: list_contains([{columns}], c)) "
-            f"FROM read_parquet([{file_list}], union_by_name = true, hive_partitioning = false)"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY flight_id, ts"
-        )
+    def _read(self, sql: str) -> pd.DataFrame:
+        """The result of ``sql`` on a fresh in-memory DuckDB connection (session zone UTC);
+        raises :class:`duckdb.Error`."""
         con = duckdb.connect(":memory:", config={"threads": self.threads})
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -126,6 +137,21 @@ class ParquetTrackSource(BaseTrackSource):
         finally:
             con.close()
         return table.to_pandas()
+
+    def _read_or_raise(self, sql: str) -> pd.DataFrame:
+        """:meth:`_read`, a DuckDB error raised as a ``query_error`` :class:`TrackSourceError`."""
+        try:
+            return self._read(sql)
+        except duckdb.Error as exc:
+            raise TrackSourceError(f"reading {self.root}: {exc}", category=QUERY_ERROR) from exc
+
+    def _tracks(self, raw: pd.DataFrame, stats: dict[str, object], t0: float) -> pd.DataFrame:
+        """``raw`` as a Tracks frame; its row counts and the time since ``t0`` go to ``stats``."""
+        tracks, dropped = normalise_tracks(raw)
+        stats.update(
+            rows=len(tracks), rows_dropped=dropped, elapsed_s=round(time.perf_counter() - t0, 4)
+        )
+        return tracks
 
     def _missing_store_message(self) -> str:
         return f"track store {self.root} does not exist (no day=YYYY-MM-DD partitions)"
@@ -140,10 +166,8 @@ class ParquetTrackSource(BaseTrackSource):
     ) -> TrackFetchResult:
         ids = validate_flight_ids(flight_ids)
         t0 = time.perf_counter()
-        lo = as_utc(start) if start is not None else None
-        hi = as_utc(end) if end is not None else None
-        if lo is not None and hi is not None and hi <= lo:
-            raise ValueError(f"empty time window: start {lo.isoformat()} >= end {hi.isoformat()}")
+        # the day picks the partition; only start / end filter the positions
+        lo, hi = resolve_window(None, start, end, max_flight_duration=self.max_flight_duration)
         stats: dict[str, object] = {"source": self.name, "root": str(self.root)}
         if not ids:
             return TrackFetchResult(empty_tracks(), {}, 0, stats)
@@ -168,14 +192,11 @@ class ParquetTrackSource(BaseTrackSource):
         if hi is not None:
             where.append(f"ts < {_ts_literal(hi)}")
         try:
-            raw = self._query(files, where)
+            raw = self._read(_positions_sql(files, where))
         except duckdb.Error as exc:
             failure = FetchFailure(QUERY_ERROR, f"reading {self.root}: {exc}")
             return TrackFetchResult(empty_tracks(), dict.fromkeys(ids, failure), 1, stats)
-        tracks, dropped = normalise_tracks(raw)
-        stats.update(
-            rows=len(tracks), rows_dropped=dropped, elapsed_s=round(time.perf_counter() - t0, 4)
-        )
+        tracks = self._tracks(raw, stats, t0)
         failures = not_found_failures(
             ids, pd.unique(tracks["flight_id"]), f"no positions in {where_text}"
         )
@@ -197,34 +218,18 @@ class ParquetTrackSource(BaseTrackSource):
         }
         if not files:
             return TrackFetchResult(empty_tracks(), {}, 0, stats)
-        try:
-            raw = self._query(files, [])
-        except duckdb.Error as exc:
-            raise TrackSourceError(f"reading {self.root}: {exc}", category=QUERY_ERROR) from exc
-        tracks, dropped = normalise_tracks(raw)
-        stats.update(
-            rows=len(tracks), rows_dropped=dropped, elapsed_s=round(time.perf_counter() - t0, 4)
-        )
-        return TrackFetchResult(tracks, {}, 1, stats)
+        raw = self._read_or_raise(_positions_sql(files, []))
+        return TrackFetchResult(self._tracks(raw, stats, t0), {}, 1, stats)
 
     def flight_ids_for_day(self, day: dt.date) -> list[int]:
         files = self._day_files(day)
         if not files:
             return []
-        file_list = ", ".join(_sql_string(f) for f in files)
-        sql = (
-            f"SELECT DISTINCT flight_id FROM read_parquet([{file_list}], union_by_name = true, "
-            "hive_partitioning = false) WHERE flight_id IS NOT NULL ORDER BY flight_id"
+        frame = self._read_or_raise(
+            f"SELECT DISTINCT flight_id FROM {_scan(files)} "
+            "WHERE flight_id IS NOT NULL ORDER BY flight_id"
         )
-        try:
-            con = duckdb.connect(":memory:", config={"threads": self.threads})
-            try:
-                ids = con.sql(sql).fetchnumpy()["flight_id"]
-            finally:
-                con.close()
-        except duckdb.Error as exc:
-            raise TrackSourceError(f"reading {self.root}: {exc}", category=QUERY_ERROR) from exc
-        return [int(i) for i in ids]
+        return [int(i) for i in frame["flight_id"]]
 
     @property
     def description(self) -> str:
@@ -236,21 +241,10 @@ class ParquetTrackSource(BaseTrackSource):
         files = self._files(None)
         if not ids or not files:
             return {}
-        file_list = ", ".join(_sql_string(f) for f in files)
-        sql = (
-            f"SELECT flight_id, min(ts) AS first_ts FROM read_parquet([{file_list}], "
-            "union_by_name = true, hive_partitioning = false) "
+        frame = self._read_or_raise(
+            f"SELECT flight_id, min(ts) AS first_ts FROM {_scan(files)} "
             f"WHERE flight_id IN ({', '.join(str(i) for i in sorted(ids))}) GROUP BY flight_id"
         )
-        try:
-            con = duckdb.connect(":memory:", config={"threads": self.threads})
-            try:
-                con.execute("SET TimeZone = 'UTC'")
-                frame = con.sql(sql).to_arrow_table().to_pandas()
-            finally:
-                con.close()
-        except duckdb.Error as exc:
-            raise TrackSourceError(f"reading {self.root}: {exc}", category=QUERY_ERROR) from exc
         first = pd.to_datetime(frame["first_ts"], utc=True)
         return dict(zip(frame["flight_id"].astype(int).tolist(), first.dt.date, strict=True))
 

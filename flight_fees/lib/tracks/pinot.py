@@ -48,7 +48,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,6 +134,31 @@ class _Answer:
     types: list[str]
     rows: list[list[Any]]
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _raising_source_error(what: str) -> Iterator[None]:
+    """Re-raise a failed query or paging as :class:`TrackSourceError` ``"<what>: <message>"``
+    with the failure's category."""
+    try:
+        yield
+    except _PagingFailed as stop:
+        raise TrackSourceError(
+            f"{what}: {stop.failure.message}", category=stop.failure.category
+        ) from stop
+    except _QueryFailed as failure:
+        raise TrackSourceError(f"{what}: {failure.message}", category=failure.category) from failure
+
+
+def _key_columns(selected: list[tuple[str, str]]) -> tuple[str, str]:
+    """The quoted physical ``flight_id`` and ``ts`` columns."""
+    phys = dict(selected)
+    return quote_identifier(phys["flight_id"]), quote_identifier(phys["ts"])
+
+
+def _attributes(selected: list[tuple[str, str]]) -> list[str]:
+    """The optional attribute columns among the selected ones."""
+    return [c for c, _ in selected if c in ATTRIBUTE_COLUMNS]
 
 
 def quote_identifier(name: str) -> str:
@@ -505,14 +530,8 @@ class PinotTrackSource(BaseTrackSource):
 
     def ping(self) -> None:
         """Check that the broker answers and the table has the track columns."""
-        counters = _Counters()
-        try:
-            selected = self._discover(counters)
-        except _QueryFailed as failure:
-            raise TrackSourceError(
-                f"Pinot broker {self.broker_url}, table {self.table!r}: {failure.message}",
-                category=failure.category,
-            ) from failure
+        with _raising_source_error(f"Pinot broker {self.broker_url}, table {self.table!r}"):
+            selected = self._discover(_Counters())
         with self._lock:
             self._selected = selected
 
@@ -574,8 +593,7 @@ class PinotTrackSource(BaseTrackSource):
         lo: int | None,
         hi: int | None,
     ) -> Callable[[int, tuple[int, ...] | None], str]:
-        phys = dict(selected)
-        fid, ts = quote_identifier(phys["flight_id"]), quote_identifier(phys["ts"])
+        fid, ts = _key_columns(selected)
         select = ", ".join(quote_identifier(p) for _, p in selected)
         base = [f"{fid} IN ({', '.join(str(int(i)) for i in ids)})"]
         if lo is not None:
@@ -600,7 +618,7 @@ class PinotTrackSource(BaseTrackSource):
         self, selected: list[tuple[str, str]], columns: list[str], rows: list[list[Any]]
     ) -> tuple[pd.DataFrame, set[int], int]:
         """Rows -> normalised Tracks frame, the flight ids seen raw, rows dropped."""
-        attributes = [c for c, _ in selected if c in ATTRIBUTE_COLUMNS]
+        attributes = _attributes(selected)
         if not rows:
             return empty_tracks(attributes), set(), 0
         raw = pd.DataFrame(rows, columns=columns)
@@ -663,7 +681,7 @@ class PinotTrackSource(BaseTrackSource):
         except _QueryFailed as failure:
             failures.update(dict.fromkeys(ids, FetchFailure(failure.category, failure.message)))
             return done([], [], 0)
-        attributes = [c for c, _ in selected if c in ATTRIBUTE_COLUMNS]
+        attributes = _attributes(selected)
         lo_ms = epoch_ms(lo) if lo is not None else None
         hi_ms = epoch_ms(hi) if hi is not None else None
         ts_pos = [c for c, _ in selected].index("ts")
@@ -721,40 +739,41 @@ class PinotTrackSource(BaseTrackSource):
 
     # -- days ------------------------------------------------------------------------------
 
-    def _day_ids(self, day: dt.date, counters: _Counters) -> list[int]:
-        """Flights whose first position (looking back ``max_flight_duration``) is on ``day``."""
-        selected = self._selected_columns(counters)
-        phys = dict(selected)
-        fid, ts = quote_identifier(phys["flight_id"]), quote_identifier(phys["ts"])
-        d0 = day_start(day)
-        lo = epoch_ms(d0 - self.max_flight_duration)
-        d_ms, hi = epoch_ms(d0), epoch_ms(d0 + dt.timedelta(days=1))
+    def _first_positions(
+        self, fid: str, ts: str, where: list[str], counters: _Counters, *, having: str = ""
+    ) -> list[list[Any]]:
+        """Rows ``[flight_id, MIN(ts)]`` of the flights with positions matching ``where``
+        (``fid``, ``ts``: the quoted key columns), paged by flight id."""
         table = quote_identifier(self.table)
+        group = f"GROUP BY {fid}" + (f" HAVING {having}" if having else "")
 
         def make(limit: int, after: tuple[int, ...] | None) -> str:
-            where = [f"{ts} >= {lo}", f"{ts} < {hi}"]
+            clauses = list(where)
             if after is not None:
-                where.append(f"{fid} > {int(after[0])}")
+                clauses.append(f"{fid} > {int(after[0])}")
             return (
-                f"SELECT {fid}, MIN({ts}) FROM {table} WHERE {' AND '.join(where)} "
-                f"GROUP BY {fid} HAVING MIN({ts}) >= {d_ms} ORDER BY {fid} LIMIT {int(limit)}"
+                f"SELECT {fid}, MIN({ts}) FROM {table} WHERE {' AND '.join(clauses)} "
+                f"{group} ORDER BY {fid} LIMIT {int(limit)}"
             )
 
         _cols, _types, rows = self._paged(make, lambda row: (int(row[0]),), counters)
+        return rows
+
+    def _day_ids(self, day: dt.date, counters: _Counters) -> list[int]:
+        """Flights whose first position (looking back ``max_flight_duration``) is on ``day``;
+        raises :class:`TrackSourceError` when the list cannot be read."""
+        with _raising_source_error(f"listing the flights of {day}"):
+            fid, ts = _key_columns(self._selected_columns(counters))
+            d0 = day_start(day)
+            lo = epoch_ms(d0 - self.max_flight_duration)
+            d_ms, hi = epoch_ms(d0), epoch_ms(d0 + dt.timedelta(days=1))
+            rows = self._first_positions(
+                fid, ts, [f"{ts} >= {lo}", f"{ts} < {hi}"], counters, having=f"MIN({ts}) >= {d_ms}"
+            )
         return sorted({int(r[0]) for r in rows})
 
     def flight_ids_for_day(self, day: dt.date) -> list[int]:
-        try:
-            return self._day_ids(day, _Counters())
-        except _PagingFailed as stop:
-            raise TrackSourceError(
-                f"listing the flights of {day}: {stop.failure.message}",
-                category=stop.failure.category,
-            ) from stop
-        except _QueryFailed as failure:
-            raise TrackSourceError(
-                f"listing the flights of {day}: {failure.message}", category=failure.category
-            ) from failure
+        return self._day_ids(day, _Counters())
 
     @property
     def description(self) -> str:
@@ -772,51 +791,21 @@ class PinotTrackSource(BaseTrackSource):
         if not ids:
             return out
         counters = _Counters()
-        table = quote_identifier(self.table)
-        try:
-            phys = dict(self._selected_columns(counters))
-            fid, ts = quote_identifier(phys["flight_id"]), quote_identifier(phys["ts"])
+        with _raising_source_error("dating flights"):
+            fid, ts = _key_columns(self._selected_columns(counters))
             for begin in range(0, len(ids), self.chunk_size):
                 in_list = ", ".join(str(i) for i in ids[begin : begin + self.chunk_size])
-
-                def make(limit: int, after: tuple[int, ...] | None, in_list: str = in_list) -> str:
-                    where = [f"{fid} IN ({in_list})"]
-                    if after is not None:
-                        where.append(f"{fid} > {int(after[0])}")
-                    return (
-                        f"SELECT {fid}, MIN({ts}) FROM {table} WHERE {' AND '.join(where)} "
-                        f"GROUP BY {fid} ORDER BY {fid} LIMIT {int(limit)}"
-                    )
-
-                _cols, _types, rows = self._paged(make, lambda row: (int(row[0]),), counters)
+                rows = self._first_positions(fid, ts, [f"{fid} IN ({in_list})"], counters)
                 for flight_id, first in rows:  # one row per flight
                     stamp = pd.Timestamp(_ts_to_ms(first), unit="ms", tz="UTC")
                     out[int(flight_id)] = stamp.date()
-        except _PagingFailed as stop:
-            raise TrackSourceError(
-                f"dating flights: {stop.failure.message}", category=stop.failure.category
-            ) from stop
-        except _QueryFailed as failure:
-            raise TrackSourceError(
-                f"dating flights: {failure.message}", category=failure.category
-            ) from failure
         return out
 
     def fetch_day(self, day: dt.date) -> TrackFetchResult:
         """Flights departing on ``day`` with their full tracks (up to ``max_flight_duration``
         past midnight). Raises :class:`TrackSourceError` when the flight list cannot be read."""
         counters = _Counters()
-        try:
-            ids = self._day_ids(day, counters)
-        except _PagingFailed as stop:
-            raise TrackSourceError(
-                f"listing the flights of {day}: {stop.failure.message}",
-                category=stop.failure.category,
-            ) from stop
-        except _QueryFailed as failure:
-            raise TrackSourceError(
-                f"listing the flights of {day}: {failure.message}", category=failure.category
-            ) from failure
+        ids = self._day_ids(day, counters)
         d0 = day_start(day)
         result = self._fetch(
             ids, d0, d0 + dt.timedelta(days=1) + self.max_flight_duration, counters
