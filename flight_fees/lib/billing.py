@@ -106,11 +106,25 @@ def _upsert_flights(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(stmt)
 
 
+def _refusal(flight_id: int, number: str) -> tuple[str, str]:
+    return (
+        "already_invoiced",
+        f"flight {flight_id} is billed on invoice {number}; void that invoice to re-bill it",
+    )
+
+
 def _write_chunk(
     session: Session, bills: Sequence[FlightBill], batch_id: str | None
-) -> dict[int, int]:
+) -> tuple[dict[int, int], dict[int, str]]:
+    """Write the bills of flights not yet invoiced; returns (lines written per flight,
+    refused flight -> invoice number). The invoiced check runs under the flights' locks, in
+    the writing transaction."""
+    _lock_flights(session, [b.flight_id for b in bills])
+    refused = invoiced_flights(session, [b.flight_id for b in bills])
+    bills = [b for b in bills if b.flight_id not in refused]
     ids = [b.flight_id for b in bills]
-    _lock_flights(session, ids)
+    if not bills:
+        return {}, refused
     session.execute(
         delete(FeeLine)
         .where(FeeLine.flight_id.in_(ids), FeeLine.invoice_id.is_(None))
@@ -138,7 +152,7 @@ def _write_chunk(
         ],
     )
     FlightQueue.complete(session, ids)
-    return {b.flight_id: len(b.lines) for b in bills}
+    return {b.flight_id: len(b.lines) for b in bills}, refused
 
 
 def persist_bills(
@@ -149,31 +163,27 @@ def persist_bills(
     chunk_size: int = 200,
 ) -> PersistResult:
     """Store the bills, a chunk of flights per transaction; a failing chunk is retried flight
-    by flight so that one bad flight never blocks the others."""
+    by flight so that one bad flight never blocks the others. A flight already on an invoice
+    is refused (``already_invoiced``), including one invoiced concurrently."""
     result = PersistResult()
+
+    def write(chunk: Sequence[FlightBill]) -> None:
+        with transaction(engine) as session:
+            written, refused = _write_chunk(session, chunk, batch_id)
+        result.written.update(written)
+        result.failures.update({fid: _refusal(fid, num) for fid, num in refused.items()})
+
     for start in range(0, len(bills), chunk_size):
         chunk = list(bills[start : start + chunk_size])
-        with transaction(engine) as session:
-            refused = invoiced_flights(session, [b.flight_id for b in chunk])
-        for fid, number in refused.items():
-            result.failures[fid] = (
-                "already_invoiced",
-                f"flight {fid} is billed on invoice {number}; void that invoice to re-bill it",
-            )
-        chunk = [b for b in chunk if b.flight_id not in refused]
-        if not chunk:
-            continue
         try:
-            with transaction(engine) as session:
-                result.written.update(_write_chunk(session, chunk, batch_id))
+            write(chunk)
         except Exception as exc:  # isolate the culprit
             log.warning(
                 "[DATABASE] chunk of %d flights failed (%s); retrying one by one", len(chunk), exc
             )
             for bill in chunk:
                 try:
-                    with transaction(engine) as session:
-                        result.written.update(_write_chunk(session, [bill], batch_id))
+                    write([bill])
                 except Exception as one_exc:
                     result.failures[bill.flight_id] = (
                         "database",
