@@ -6,6 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    from flight_fees.cli.conflicts import conflicts_app
     from flight_fees.cli.crossings import crossings_command
     from flight_fees.cli.demo import demo_command
     from flight_fees.cli.intake import serve_intake_command
@@ -21,3 +22,4 @@ def register(app: typer.Typer) -> None:
     app.command("quote")(quote_command)
     app.command("serve-intake")(serve_intake_command)
     app.add_typer(invoice_app, name="invoice", help="Consolidated invoices: list, show, pay, void.")
+    app.add_typer(conflicts_app, name="conflicts")

@@ -152,3 +152,42 @@ def test_mtow_conflict_blocks_billing_and_shows_in_the_check(world, db_url, tmp_
     check = open_attribute_conflicts(billing=BillingDatabase(url=db_url))
     assert not check.passed
     assert check.metadata["open_conflicts"].value == len(blocked)
+
+
+def test_resolving_the_conflict_unblocks_billing_with_the_chosen_mtow(
+    world, db_url, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from flight_fees.cli.main import app
+    from flight_fees.lib.attributes import open_conflicts
+
+    data, engine, broker = world
+    flight = data.flights.iloc[0]
+    csv = tmp_path / "attributes.csv"
+    csv.write_text(f"registration,mtow_kg\n{flight['registration']},99999\n")
+    ids = [int(f) for f in data.flights["flight_id"]]
+    FlightQueue(engine).enqueue(ids, flight_date=DAY)
+    resources = _resources(db_url, attributes_csv=str(csv))
+    assert _materialize(ids, resources).success
+    conflicts = open_conflicts(engine)
+    assert len(conflicts) >= 1
+    monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", db_url)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["conflicts", "list"])
+    assert listed.exit_code == 0 and "mtow_kg" in listed.output
+    blocked = sorted(int(f) for f in conflicts["flight_id"])
+    for conflict_id in conflicts["id"]:
+        done = runner.invoke(app, ["conflicts", "resolve", str(conflict_id), "77000"])
+        assert done.exit_code == 0, done.output
+    # re-queued with a fresh attempt count, the last error kept for the record
+    assert _queue_rows(engine) == {fid: ("queued", "attribute_conflict", 0) for fid in blocked}
+    assert _materialize(blocked, resources).success
+    assert _queue_rows(engine) == {}
+    with engine.connect() as conn:
+        mtows = set(
+            conn.execute(select(FeeLine.mtow_kg).where(FeeLine.flight_id.in_(blocked))).scalars()
+        )
+    assert {float(m) for m in mtows} == {77000.0}
+    bad = runner.invoke(app, ["conflicts", "resolve", "999999", "1"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
