@@ -98,6 +98,18 @@ def run_consolidation(as_of: dt.date, *, force: bool = False) -> Any:
         )
 
 
+def run_reference_refresh() -> Any:
+    """Materialize the reference assets (validates every reference file)."""
+    import dagster as dg
+
+    ensure_dagster_home()
+    job = load_definitions().resolve_job_def("refresh_reference_data")
+    with dg.DagsterInstance.get() as instance:
+        return job.execute_in_process(
+            run_config=_loggers(), instance=instance, raise_on_error=False
+        )
+
+
 def run_overdue_sweep() -> Any:
     import dagster as dg
 

@@ -44,6 +44,7 @@ def demo_command(
         run_failure_message,
         run_overdue_sweep,
         run_process_flights,
+        run_reference_refresh,
     )
     from flight_fees.lib.claims import group_by_day
     from flight_fees.lib.db import make_engine, upgrade
@@ -77,6 +78,13 @@ def demo_command(
         f"[INGESTION] track store {p.tracks}: {len(data.flights)} flights, "
         f"{len(data.tracks):,} positions over {len(data.days)} day(s); "
         f"{len(data.customers)} customers, {len(data.aircraft)} aircraft"
+    )
+
+    reference = run_reference_refresh()
+    if not reference.success:
+        fail(f"reference data is invalid: {run_failure_message(reference)}")
+    console.print(
+        "[INGESTION] reference data validated (FIRs, charging zones, tariffs, FX, aircraft)"
     )
 
     queue = FlightQueue(engine)

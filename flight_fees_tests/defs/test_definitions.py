@@ -37,3 +37,26 @@ def test_definitions_load_with_the_expected_graph():
         definitions.resolve_schedule_def("mark_overdue_invoices_hourly").cron_schedule
         == "0 * * * *"
     )
+
+
+def test_reference_assets_materialize_with_metadata(engine, db_url, monkeypatch):
+    monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", db_url)
+    with dg.instance_for_test() as instance:
+        result = (
+            defs().resolve_job_def("refresh_reference_data").execute_in_process(instance=instance)
+        )
+    assert result.success
+    meta = {
+        event.event_specific_data.materialization.asset_key.to_user_string(): {
+            k: getattr(v, "value", v)
+            for k, v in event.event_specific_data.materialization.metadata.items()
+        }
+        for event in result.get_asset_materialization_events()
+    }
+    assert meta["fir_boundaries"]["firs"] == 58
+    assert meta["fir_boundaries"]["overlapping_fir_pairs"] >= 1  # LECB/LFBB in the 2015 data
+    assert meta["charging_zones"]["zones"] == 42
+    assert meta["charging_zones"]["firs_covered"] == 58
+    assert meta["tariffs"]["zones"] >= 45 and "US" not in meta["tariffs"]["zones_with_sample_rates"]
+    assert "USD" in meta["fx_rates"]["currencies"]
+    assert meta["aircraft_registry"]["icao_types_in_type_table"] >= 100

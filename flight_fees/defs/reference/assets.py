@@ -55,14 +55,21 @@ def _bounds(firs) -> tuple[float, float, float, float]:  # type: ignore[no-untyp
 )
 def charging_zones(reference: ReferenceData) -> dg.MaterializeResult:
     zones = reference.charging_zones()
-    frame = zones.to_frame() if hasattr(zones, "to_frame") else None
-    metadata: dict[str, dg.RawMetadataValue] = {
-        "zones": len(zones),
-        "source": reference.charging_zones_path or "shipped charging_zones.yaml",
-    }
-    if frame is not None:
-        metadata["preview"] = md_table(frame, limit=80)
-    return dg.MaterializeResult(metadata=metadata)
+    members = zones.memberships
+    per_zone = (
+        members.groupby("zone_id")["fir_id"]
+        .agg(lambda firs: ",".join(sorted(set(firs))))
+        .reset_index(name="firs")
+    )
+    per_zone["name"] = per_zone["zone_id"].map(zones.names)
+    return dg.MaterializeResult(
+        metadata={
+            "zones": int(per_zone.shape[0]),
+            "firs_covered": int(members["fir_id"].nunique()),
+            "source": reference.charging_zones_path or "shipped charging_zones.yaml",
+            "preview": md_table(per_zone[["zone_id", "name", "firs"]], limit=80),
+        }
+    )
 
 
 @dg.asset(
