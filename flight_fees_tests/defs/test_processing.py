@@ -167,3 +167,51 @@ def test_backfill_again_after_invoicing_leaves_invoiced_flights_alone(world):
     ]
     with engine.connect() as conn:  # nothing was pushed into the queue as a failure
         assert conn.execute(select(func.count()).select_from(FlightQueueItem)).scalar_one() == 0
+
+
+def test_a_crashed_run_hands_its_flights_back_through_the_failure_sensor(world, monkeypatch):
+    from flight_fees.defs.processing.sensors import process_flights_failure_sensor
+    from flight_fees.defs.resources import BillingDatabase
+    from flight_fees.lib import pipeline
+
+    data, engine = world
+    ids = [int(f) for f in data.flights["flight_id"]]
+    queue = FlightQueue(engine)
+    queue.enqueue(ids, flight_date=DAY)
+    queue.claim("sensor", 100)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("crossing engine exploded")
+
+    monkeypatch.setattr(pipeline, "crossings_stage", boom)
+    with dg.instance_for_test() as instance:
+        result = _run(ids, instance)
+        assert not result.success
+        assert queue.stats().by_status == {"processing": len(ids)}  # held by the dead run
+        with dg.build_run_status_sensor_context(
+            sensor_name="process_flights_failure_sensor",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=result.get_run_failure_event(),
+            resources={"billing": BillingDatabase(url=engine.url.render_as_string(False))},
+        ) as context:
+            process_flights_failure_sensor(context.for_run_failure())
+    rows = _queue_rows_with_errors(engine)
+    assert {r[0] for r in rows} == set(ids)
+    # retried after the back-off, an attempt counted, the reason kept
+    assert {(r[1], r[2], r[3]) for r in rows} == {("queued", "internal", 1)}
+    assert all(result.run_id in r[4] for r in rows)
+    assert _lines(engine) == []
+
+
+def _queue_rows_with_errors(engine):
+    with engine.connect() as conn:
+        return conn.execute(
+            select(
+                FlightQueueItem.flight_id,
+                FlightQueueItem.status,
+                FlightQueueItem.error_category,
+                FlightQueueItem.attempts,
+                FlightQueueItem.last_error,
+            )
+        ).all()

@@ -126,3 +126,30 @@ def test_unmigrated_database_skips_with_the_fix(tmp_path):
     result = _tick(resources)
     assert isinstance(result, dg.SkipReason)
     assert "flight-fees db upgrade" in result.skip_message
+
+
+def test_queued_flights_observation_reports_depth_and_age(resources, engine):
+    from flight_fees.defs.queue.assets import no_dead_flights, queued_flights
+
+    queue = FlightQueue(engine)
+    queue.enqueue([1, 2, 3], flight_date=DAY1)
+    queue.fail(3, "unknown_mtow", "no MTOW for type ZZZZ")
+    defs = dg.Definitions(
+        assets=[queued_flights],
+        jobs=[dg.define_asset_job("observe", selection=[queued_flights])],
+        resources={"billing": resources["billing"]},
+    )
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("observe").execute_in_process(instance=instance)
+    assert result.success
+    [observation] = [
+        e.event_specific_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    meta = {k: v.value for k, v in observation.metadata.items()}
+    assert meta["depth"] == 3 and meta["status_queued"] == 2 and meta["status_failed"] == 1
+    assert 0 <= meta["oldest_queued_age_s"] < 120
+    assert "unknown_mtow" in meta["recent_errors"]
+    check = no_dead_flights(billing=resources["billing"])
+    assert check.passed and check.metadata["failed"].value == 1
