@@ -104,7 +104,10 @@ def test_process_flights_bills_the_good_and_fails_the_bad(world):
     assert len(log_files) == 1
     audit = json.loads(log_files[0].read_text())
     assert {f["flight_id"] for f in audit["processed"]} == set(good)
-    assert {f["flight_id"] for f in audit["failed"]} == set(orphan_ids)
+    assert {(f["flight_id"], f["category"]) for f in audit["failed"]} == {
+        (missing, "not_found"),
+        *((f, "unknown_aircraft") for f in orphan_ids),
+    }
 
 
 def test_reprocessing_a_flight_replaces_its_lines(world):

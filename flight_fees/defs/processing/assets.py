@@ -133,7 +133,19 @@ def flight_tracks(
         )
 
     store = workspace.work_store()
-    store.write_json("selection", day, context.run.run_id, {"flight_ids": ids})
+    store.write_json(
+        "selection",
+        day,
+        context.run.run_id,
+        {
+            "flight_ids": ids,
+            # failures of this stage, for the batch's processing log
+            "failed": [
+                {"flight_id": fid, "category": cat, "message": msg}
+                for fid, (cat, msg) in sorted(stage.failures.items())
+            ],
+        },
+    )
     store.write_frame("tracks", day, context.run.run_id, stage.tracks)
     attrs = flight_attribute_rows(stage.tracks)
     store.write_frame("flight_attributes", day, context.run.run_id, attrs)
@@ -296,14 +308,17 @@ def fee_lines(
         FlightTiming(fid, n, round(per_flight, 4)) for fid, n in sorted(persisted.written.items())
     ]
     log.failed = [
-        {"flight_id": fid, "category": cat, "message": msg}
-        for fid, (cat, msg) in sorted(failures.items())
+        *selection.get("failed", []),  # flights that failed while fetching their tracks
+        *(
+            {"flight_id": fid, "category": cat, "message": msg}
+            for fid, (cat, msg) in sorted(failures.items())
+        ),
     ]
     totals = fee_line_totals(engine, list(persisted.written))
     log.summary = {"fee_lines": persisted.lines, "totals": {k: str(v) for k, v in totals.items()}}
     log.finished_at = dt.datetime.now(dt.UTC)
     log_path = write_processing_log(log, workspace.paths().logs, keep=workspace.keep_logs)
-    _record_batch(engine, log, len(attrs))
+    _record_batch(engine, log, len(attrs) + len(selection.get("failed", [])))
     store.prune(settings.keep_intermediates())
     context.log.info(
         "[DATABASE] batch %s: %d flight(s) billed with %d fee line(s), %d failed; %s",
