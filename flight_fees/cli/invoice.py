@@ -8,6 +8,7 @@ one ``error:`` line on stderr and exit with code 1, never a traceback.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,8 +35,12 @@ EXIT_ERROR = 1
 
 
 def _console() -> Console:
-    # created per command so that it writes to the current sys.stdout (CliRunner, pipes)
-    return Console(highlight=False, soft_wrap=True)
+    # created per command so that it writes to the current sys.stdout (CliRunner, pipes);
+    # piped output gets room for a whole invoice row instead of Rich's 80 columns
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, soft_wrap=True, width=140)
+    return console
 
 
 @contextmanager
