@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import NoReturn
 
 import typer
@@ -9,6 +10,15 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 err_console = Console(stderr=True)
+
+
+def wide_console(**kwargs: object) -> Console:
+    """A console for tables: a terminal keeps its width; piped output (CI logs, files) gets
+    room for a whole row instead of Rich's default 80 columns."""
+    console = Console(**kwargs)  # type: ignore[arg-type]
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=140, **kwargs)  # type: ignore[arg-type]
+    return console
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

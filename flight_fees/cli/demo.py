@@ -9,13 +9,12 @@ from decimal import Decimal
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, select
 
-from flight_fees.cli.common import err_console, fail
+from flight_fees.cli.common import err_console, fail, wide_console
 
-console = Console(soft_wrap=True)  # paths stay copyable
+console = wide_console(soft_wrap=True)  # paths stay copyable
 
 #: a fixed, complete week ending on a month end: reproducible numbers, weekly *and* monthly
 #: invoices, and (with short payment terms) overdue invoices

@@ -8,7 +8,6 @@ one ``error:`` line on stderr and exit with code 1, never a traceback.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flight_fees.cli.common import fail, open_engine
+from flight_fees.cli.common import fail, open_engine, wide_console
 from flight_fees.lib.db.models import INVOICE_STATUSES
 from flight_fees.lib.money import format_money
 
@@ -37,10 +36,7 @@ EXIT_ERROR = 1
 def _console() -> Console:
     # created per command so that it writes to the current sys.stdout (CliRunner, pipes);
     # piped output gets room for a whole invoice row instead of Rich's 80 columns
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(highlight=False, soft_wrap=True, width=140)
-    return console
+    return wide_console(highlight=False, soft_wrap=True)
 
 
 @contextmanager
