@@ -44,6 +44,15 @@ def lineage_run_ids(context: dg.AssetExecutionContext) -> list[str]:
     return ids
 
 
+def upstream_frames(
+    context: dg.AssetExecutionContext, workspace: Workspace, day: dt.date, *stages: str
+) -> list:
+    """The frames ``stages`` that upstream assets wrote for this run (or its parents)."""
+    store = workspace.work_store()
+    runs = lineage_run_ids(context)
+    return [store.read_frame(stage, day, runs) for stage in stages]
+
+
 def _mark_failures(
     context: dg.AssetExecutionContext,
     billing: BillingDatabase,
@@ -195,9 +204,7 @@ def fir_crossings(
 
     day = partition_day(context)
     store = workspace.work_store()
-    runs = lineage_run_ids(context)
-    tracks = store.read_frame("tracks", day, runs)
-    attrs = store.read_frame("flight_attributes", day, runs)
+    tracks, attrs = upstream_frames(context, workspace, day, "tracks", "flight_attributes")
     started = time.perf_counter()
     stage = crossings_stage(
         tracks,
@@ -269,8 +276,7 @@ def fee_lines(
     day = partition_day(context)
     store = workspace.work_store()
     runs = lineage_run_ids(context)
-    visits = store.read_frame("zone_visits", day, runs)
-    attrs = store.read_frame("flight_attributes", day, runs)
+    visits, attrs = upstream_frames(context, workspace, day, "zone_visits", "flight_attributes")
     engine = billing.engine()
     batch_id = f"{day.isoformat()}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
     log = ProcessingLog(
@@ -389,11 +395,9 @@ def flight_maps(
     day = partition_day(context)
     if not settings.render_maps:
         return dg.MaterializeResult(metadata={"maps": 0, "note": "render_maps is off"})
-    store = workspace.work_store()
-    runs = lineage_run_ids(context)
-    tracks = store.read_frame("tracks", day, runs)
-    crossings = store.read_frame("crossings", day, runs)
-    attrs = store.read_frame("flight_attributes", day, runs)
+    tracks, crossings, attrs = upstream_frames(
+        context, workspace, day, "tracks", "crossings", "flight_attributes"
+    )
     out_dir = workspace.paths().maps / day.isoformat()
     paths, failures = render_maps_stage(tracks, crossings, reference.firs(), out_dir, attrs=attrs)
     _store_map_paths(billing, paths)
