@@ -24,10 +24,12 @@ Method (vectorised over all flights of a chunk; no per-point Python loop):
    not on a lon/lat straight line, and FIRs crossed on the way (both ends in one FIR) appear.
 4. **Point classification.** Each position gets the index of the FIR containing it (or -1) from
    a precomputed grid (:class:`FirIndex`, about 0.025 degree cells): cells that no FIR
-   boundary touches are classified once (scan-line fill of the polygons); only positions in
-   boundary cells get exact point-in-polygon tests (``shapely.contains_xy`` on prepared
-   polygons, against the FIRs whose boundary passes there). A position exactly on a boundary
-   (or in two overlapping FIRs) belongs to the first FIR by ``fir_id``.
+   boundary touches are classified once (scan-line fill of the polygons); boundary cells are
+   split into 4 x 4 sub-cells, those that no boundary comes near classified once at their
+   centre; only positions in the remaining sub-cells get exact point-in-polygon tests
+   (``shapely.contains_xy`` on prepared polygons, against the FIRs whose boundary passes
+   there). A position exactly on a boundary (or in two overlapping FIRs) belongs to the first
+   FIR by ``fir_id``.
 5. **Boundary points.** For every segment whose end classes differ, all intersections with the
    FIR boundaries are computed exactly (STRtree of boundary edges + vectorised
    segment/segment intersection). Within a segment (5 s = ~1 km typically, <= 10 km) positions
@@ -109,12 +111,20 @@ CROSSING_COLUMNS: Final[tuple[str, ...]] = (
 )
 
 #: Positions processed at once (whole flights; a longer flight is one chunk). Small enough for
-#: the temporaries to be recycled by the allocator instead of being fresh pages every time.
-CHUNK_POINTS: Final[int] = 262_144
+#: the temporaries (4 MiB per float64 array) to be recycled by the allocator instead of being
+#: fresh pages every time, large enough for the per-chunk overheads not to matter.
+CHUNK_POINTS: Final[int] = 524_288
 #: Segments longer than this (metres) are split along the geodesic.
 DENSIFY_M: Final[float] = 10_000.0
 #: Boundary edges per STRtree leaf envelope.
 EDGE_BLOCK: Final[int] = 8
+#: The grid is stored in square tiles of 2**_TILE_BITS cells a side (64 x 64 = 4 KiB with one
+#: byte per cell): consecutive positions of a track stay in one tile, so the grid look-up
+#: touches few memory pages.
+_TILE_BITS: Final[int] = 6
+#: Mixed cells are split into _SUB x _SUB sub-cells, classified like cells: only positions in
+#: sub-cells that a boundary touches get exact point-in-polygon tests.
+_SUB: Final[int] = 4
 #: Segments longer than this (metres) are measured with ``Geod.inv`` instead of the local
 #: ellipsoidal formula.
 EXACT_LENGTH_M: Final[float] = 2_000.0
@@ -128,6 +138,8 @@ _MIXED: Final[int] = -2
 _T_EPS: Final[float] = 1e-12  # tolerance on segment / edge parameters
 _NS: Final[int] = 1_000_000_000
 _NAT: Final[int] = np.iinfo(np.int64).min
+_INT32_MAX: Final[int] = np.iinfo(np.int32).max
+_LOW_BITS: Final = (np.uint64(1) << np.arange(64, dtype=np.uint64)) - np.uint64(1)  # 2**b - 1
 
 
 # ============================================================================================
@@ -145,14 +157,26 @@ class FirIndex:
     fir_ids: np.ndarray  #: FIR ids (object array of str), sorted
     geoms: np.ndarray  #: classification geometries, lon within [-180, 180], prepared
     grid: np.ndarray  #: (ny, nx) FIR index of each cell, -1 outside, -2 boundary ("mixed")
+    tiles: np.ndarray  #: ``grid`` (padded) as flat tiles, indexed by :func:`_tile_ids`
+    ntx: int  #: tiles per row of tiles
     x0: float  #: lon of the grid's west edge
     y0: float  #: lat of the grid's south edge
     cell: float  #: cell size (degrees)
-    cand_cells: np.ndarray  #: sorted ids (iy * nx + ix) of mixed cells
+    cand_cells: np.ndarray  #: sorted tile ids (:func:`_tile_ids`) of mixed cells
+    #: bitmap (uint64 words) of the mixed cells by tile id, and the number of mixed cells
+    #: before each word: the rank of a mixed cell in ``cand_cells`` without a search
+    mixed_bits: np.ndarray
+    mixed_rank: np.ndarray
     cand_ptr: np.ndarray  #: CSR pointers into ``cand_firs`` (len(cand_cells) + 1)
     cand_firs: np.ndarray  #: candidate FIRs of each mixed cell (ascending)
+    #: (len(cand_cells), _SUB * _SUB) FIR index of each sub-cell of the mixed cells (row
+    #: major), -1 outside, -2 boundary
+    sub: np.ndarray
     edges: np.ndarray  #: (m, 4) boundary edges x0, y0, x1, y1, lon within [-360, 360]
     edge_tree: shapely.STRtree  #: STRtree over the envelopes of blocks of EDGE_BLOCK edges
+    #: (4, blocks, EDGE_BLOCK) the edges of each STRtree block as x0, y0, x1 - x0, y1 - y0
+    #: (NaN padding after the last edge: never a hit)
+    edge_blocks: np.ndarray
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -178,6 +202,10 @@ class FirIndex:
         if not (lo >= -180.0 and lon.max() < 180.0):  # also true with NaN
             lon = _wrap_lon(lon)
             lo = lon.min()
+        return self._classify_in_range(lon, lat, lo)
+
+    def _classify_in_range(self, lon: np.ndarray, lat: np.ndarray, lo: float) -> np.ndarray:
+        """:meth:`classify` of finite positions, ``lon`` within [-180, 180) (minimum ``lo``)."""
         out = self._classify_wrapped(lon, lat)
         # lon = +180 is wrapped to -180: retry the (rare) unassigned ones on the +180 side.
         if lo == -180.0:
@@ -197,44 +225,63 @@ class FirIndex:
         fy = lat - self.y0
         fy *= 1.0 / self.cell
         np.clip(fy, 0.0, ny - 1.0, out=fy)
-        itype = np.int32 if nx * ny < np.iinfo(np.int32).max else np.int64
-        cell = fy.astype(itype)
-        cell *= nx
-        cell += fx.astype(itype)
-        out = self.grid.ravel().take(cell)
+        itype = _cell_dtype(self.tiles.shape[0])
+        cell = _tile_ids(fy.astype(itype), fx.astype(itype), self.ntx)
+        out = self.tiles.take(cell)
         mixed = np.flatnonzero(out == _MIXED)
-        if mixed.size:
-            out[mixed] = self._exact(lon[mixed], lat[mixed], cell[mixed])
+        if mixed.size == 0:
+            return out
+        cm = cell[mixed]
+        word = cm >> 6
+        below = self.mixed_bits.take(word) & _LOW_BITS.take(cm & 63)
+        pos = self.mixed_rank.take(word) + np.bitwise_count(below)  # index in cand_cells
+        # sub-cell: fx * _SUB is exact (power of two), its integer part is
+        # _SUB * int(fx) + sub-column
+        sub = (fy[mixed] * _SUB).astype(np.int64) & (_SUB - 1)
+        sub *= _SUB
+        sub += (fx[mixed] * _SUB).astype(np.int64) & (_SUB - 1)
+        sub += pos * (_SUB * _SUB)
+        res = self.sub.ravel().take(sub)
+        still = np.flatnonzero(res == _MIXED)
+        if still.size:
+            m = mixed[still]
+            res[still] = _exact_classify(
+                self.geoms, self.cand_ptr, self.cand_firs, pos[still], lon[m], lat[m]
+            )
+        out[mixed] = res
         return out
 
-    def _exact(self, lon: np.ndarray, lat: np.ndarray, cell: np.ndarray) -> np.ndarray:
-        """Exact classification of positions in mixed cells against their candidate FIRs."""
-        pos = np.searchsorted(self.cand_cells, cell.astype(np.int64))
-        start = self.cand_ptr[pos]
-        count = self.cand_ptr[pos + 1] - start
-        point = np.repeat(np.arange(lon.shape[0]), count)
-        fir = self.cand_firs[_ragged_arange(start, count)]
-        hit = np.zeros(point.shape[0], dtype=bool)
-        res = np.full(lon.shape[0], _OUTSIDE, dtype=self.grid.dtype)
-        if point.size == 0:
-            return res
-        order = np.argsort(fir, kind="stable")
-        bounds = np.flatnonzero(np.diff(fir[order])) + 1
-        groups = np.split(order, bounds)
-        for predicate in (shapely.contains_xy, shapely.intersects_xy):  # interior, then boundary
-            todo = res == _OUTSIDE
-            for grp in groups:  # one vectorised test per candidate FIR
-                grp = grp[todo[point[grp]]]
-                if grp.size:
-                    hit[grp] = predicate(self.geoms[fir[grp[0]]], lon[point[grp]], lat[point[grp]])
-            # lowest FIR index among hits: pairs are ordered by (point, fir)
-            hp = point[hit & todo[point]]
-            hf = fir[hit & todo[point]]
-            if hp.size:
-                first = np.r_[True, hp[1:] != hp[:-1]]
-                res[hp[first]] = hf[first]
-            hit[:] = False
-        return res
+
+def _exact_classify(
+    geoms: np.ndarray,
+    cand_ptr: np.ndarray,
+    cand_firs: np.ndarray,
+    pos: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+) -> np.ndarray:
+    """Exact classification of positions in mixed cells (``pos``: index of the cell in
+    ``cand_cells``) against the cell's candidate FIRs.
+
+    Interior first (``contains_xy``), then boundary (``intersects_xy``) for the positions in
+    no interior; in each round the lowest FIR index that passes wins. Candidates of a cell
+    are ascending, so they are tried rank by rank (one vectorised call per rank, over all FIRs
+    at once) and a position leaves the round at its first hit.
+    """
+    start = cand_ptr[pos]
+    count = cand_ptr[pos + 1] - start
+    res = np.full(lon.shape[0], _OUTSIDE, dtype=np.int32)
+    for predicate in (shapely.contains_xy, shapely.intersects_xy):  # interior, then boundary
+        todo = np.flatnonzero((res == _OUTSIDE) & (count > 0))
+        rank = 0
+        while todo.size:
+            fir = cand_firs[start[todo] + rank]
+            hit = predicate(geoms[fir], lon[todo], lat[todo])
+            res[todo[hit]] = fir[hit]
+            todo = todo[~hit]
+            rank += 1
+            todo = todo[count[todo] > rank]
+    return res
 
 
 _INDEX_CACHE: dict[str, FirIndex] = {}
@@ -316,6 +363,14 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
     exmax = np.maximum.reduceat(np.maximum(edge_xy[:, 0], edge_xy[:, 2]), blk)
     eymax = np.maximum.reduceat(np.maximum(edge_xy[:, 1], edge_xy[:, 3]), blk)
     edge_tree = shapely.STRtree(shapely.box(exmin, eymin, exmax, eymax))
+    nblk = len(blk)
+    padded = np.full((nblk * EDGE_BLOCK, 4), np.nan)
+    padded[: len(edge_xy)] = edge_xy
+    edge_blocks = np.empty((4, nblk, EDGE_BLOCK))
+    edge_blocks[0] = padded[:, 0].reshape(nblk, EDGE_BLOCK)
+    edge_blocks[1] = padded[:, 1].reshape(nblk, EDGE_BLOCK)
+    edge_blocks[2] = (padded[:, 2] - padded[:, 0]).reshape(nblk, EDGE_BLOCK)
+    edge_blocks[3] = (padded[:, 3] - padded[:, 1]).reshape(nblk, EDGE_BLOCK)
 
     # ---- grid over the classification geometries
     bx = shapely.bounds(cls_geoms)
@@ -330,7 +385,9 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
     y0 = math.floor(miny / cell) * cell - 3 * cell
     nx = int(math.ceil((maxx - x0) / cell)) + 3
     ny = int(math.ceil((maxy - y0) / cell)) + 3
-    dtype = np.int16 if nfir < np.iinfo(np.int16).max else np.int32
+    dtype = np.int8 if nfir <= np.iinfo(np.int8).max else np.int16
+    if nfir >= np.iinfo(np.int16).max:
+        dtype = np.int32
     grid = np.full((ny, nx), _OUTSIDE, dtype=dtype)
 
     cls_edges, cls_edge_fir = _edges(cls_geoms, with_owner=True)
@@ -355,24 +412,80 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
         rr, cc = np.nonzero(inside & sub_mixed)
         inside_keys.append(((rr + r0).astype(np.int64) * nx + (cc + c0)) * nfir + k)
     grid[mixed] = _MIXED
+    # tiled copy of the grid (padded with "outside": never read, positions are clipped)
+    side = 1 << _TILE_BITS
+    nty, ntx = -(-ny // side), -(-nx // side)
+    padded = np.full((nty * side, ntx * side), _OUTSIDE, dtype=dtype)
+    padded[:ny, :nx] = grid
+    tiles = np.ascontiguousarray(padded.reshape(nty, side, ntx, side).transpose(0, 2, 1, 3))
+    tiles = tiles.reshape(-1)
+    del padded
     keys = _unique(np.concatenate([keys, *inside_keys]))
+    key_cell = keys // nfir
+    keys = np.sort(_tile_ids(key_cell // nx, key_cell % nx, ntx) * nfir + keys % nfir)
     cand_cell_of_pair = keys // nfir
     cand_firs = (keys % nfir).astype(np.int32)
-    first_pos = np.flatnonzero(np.r_[True, cand_cell_of_pair[1:] != cand_cell_of_pair[:-1]])
-    cand_cells = cand_cell_of_pair[first_pos]
+    first_pos = np.flatnonzero(_starts_run(cand_cell_of_pair))
+    cand_cells = cand_cell_of_pair[first_pos].astype(_cell_dtype(tiles.shape[0]))
     cand_ptr = np.append(first_pos, len(keys)).astype(np.int64)
+    mixed_bits = np.zeros(-(-tiles.shape[0] // 64), dtype=np.uint64)
+    np.bitwise_or.at(
+        mixed_bits,
+        cand_cells >> 6,
+        np.left_shift(np.uint64(1), (cand_cells & 63).astype(np.uint64)),
+    )
+    mixed_rank = np.concatenate(([0], np.cumsum(np.bitwise_count(mixed_bits))[:-1])).astype(
+        np.int64
+    )
+
+    # ---- sub-cells of the mixed cells: those that no boundary comes near (conservative, as
+    # for cells) are classified at their centre, exactly; the others stay "mixed"
+    nsub = _SUB * _SUB
+    mixed_rc = np.flatnonzero(mixed_flat)  # row-major ids of the mixed cells
+    mixed_rc = mixed_rc[np.argsort(_tile_ids(mixed_rc // nx, mixed_rc % nx, ntx))]
+    free = np.ones(len(mixed_rc) * nsub, dtype=bool)
+    fcell = cell / _SUB
+    for frow, fcol in _near_cells(cls_edges, x0, y0, fcell, nx * _SUB, ny * _SUB):
+        t = _tile_ids(frow // _SUB, fcol // _SUB, ntx)
+        word = t >> 6
+        bit = t & 63
+        hit = np.flatnonzero((mixed_bits.take(word) >> bit.astype(np.uint64)) & np.uint64(1))
+        p = mixed_rank.take(word[hit]) + np.bitwise_count(
+            mixed_bits.take(word[hit]) & _LOW_BITS.take(bit[hit])
+        )  # index of the mixed cell in cand_cells
+        free[p * nsub + ((frow[hit] % _SUB) * _SUB + fcol[hit] % _SUB)] = False
+    free = np.flatnonzero(free)
+    sub = np.full(len(mixed_rc) * nsub, _MIXED, dtype=dtype)
+    for a in range(0, free.size, 1 << 16):  # batches: small temporaries
+        f = free[a : a + (1 << 16)]
+        pos, k = f // nsub, f % nsub
+        sub[f] = _exact_classify(
+            cls_geoms,
+            cand_ptr,
+            cand_firs,
+            pos,
+            x0 + ((mixed_rc[pos] % nx) * _SUB + k % _SUB + 0.5) * fcell,
+            y0 + ((mixed_rc[pos] // nx) * _SUB + k // _SUB + 0.5) * fcell,
+        )
+    sub = sub.reshape(len(mixed_rc), nsub)
     return FirIndex(
         fir_ids=ids,
         geoms=cls_geoms,
         grid=grid,
+        tiles=tiles,
+        ntx=ntx,
         x0=float(x0),
         y0=float(y0),
         cell=cell,
         cand_cells=cand_cells,
+        mixed_bits=mixed_bits,
+        mixed_rank=mixed_rank,
         cand_ptr=cand_ptr,
         cand_firs=cand_firs,
+        sub=sub,
         edges=edge_xy,
         edge_tree=edge_tree,
+        edge_blocks=edge_blocks,
     )
 
 
@@ -471,6 +584,44 @@ def _touched_cells(
     return _unique(np.concatenate(keys))
 
 
+def _near_cells(
+    edges: np.ndarray, x0: float, y0: float, cell: float, nx: int, ny: int, batch: int = 1 << 17
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row, column) of grid cells within ~1e-8 degree of the edges, with repeats, in batches.
+
+    Conservative: edges are cut into pieces of at most half a cell; every cell meeting the
+    bounding box of a piece grown by 1e-8 degree (at most 2 x 2 cells) is reported.
+    """
+    eps = 1e-8
+    dx = edges[:, 2] - edges[:, 0]
+    dy = edges[:, 3] - edges[:, 1]
+    npiece = np.maximum(np.ceil(np.hypot(dx, dy) / (0.5 * cell)).astype(np.int64), 1)
+    ends = np.cumsum(npiece)
+    first = 0
+    while first < len(edges):
+        last = int(np.searchsorted(ends, ends[first] - npiece[first] + batch, side="right"))
+        last = max(last, first + 1)
+        sel = slice(first, last)
+        e = np.repeat(np.arange(first, last), npiece[sel])
+        k = _ragged_arange(np.zeros(last - first, dtype=np.int64), npiece[sel])
+        f0 = k / npiece[e]
+        f1 = (k + 1) / npiece[e]
+        px, qx = edges[e, 0] + f0 * dx[e], edges[e, 0] + f1 * dx[e]
+        py, qy = edges[e, 1] + f0 * dy[e], edges[e, 1] + f1 * dy[e]
+        cols = [
+            np.clip(np.floor((v - x0) / cell), 0, nx - 1).astype(np.int64)
+            for v in (np.minimum(px, qx) - eps, np.maximum(px, qx) + eps)
+        ]
+        rows = [
+            np.clip(np.floor((v - y0) / cell), 0, ny - 1).astype(np.int64)
+            for v in (np.minimum(py, qy) - eps, np.maximum(py, qy) + eps)
+        ]
+        for r in rows:
+            for c in cols:
+                yield r, c
+        first = last
+
+
 def _scanline_fill(
     edges: np.ndarray, x0: float, y0: float, cell: float, r0: int, r1: int, c0: int, c1: int
 ) -> np.ndarray:
@@ -541,21 +692,23 @@ def compute_crossings(
         return _empty_result()
 
     order: np.ndarray | None = None
-    if not _is_sorted(fid, ts):
+    starts = _sorted_starts(fid, ts)  # first row of each flight
+    if starts is None:
         order = np.lexsort((ts, fid))
-    fid_sorted = fid if order is None else fid[order]
-    starts = np.flatnonzero(np.r_[True, fid_sorted[1:] != fid_sorted[:-1]])
-    del fid_sorted
+        starts = np.flatnonzero(_starts_run(fid[order]))
     n_flights = len(starts)
 
     parts: list[dict[str, np.ndarray]] = []
     done = 0
     for a, b in _chunks(starts, n, CHUNK_POINTS):
         sl = slice(a, b) if order is None else order[a:b]
-        res = _process_chunk(index, fid[sl], ts[sl], lat[sl], lon[sl], gap_ns, jitter_ns)
+        s0, s1 = int(np.searchsorted(starts, a)), int(np.searchsorted(starts, b))
+        res = _process_chunk(
+            index, fid[sl], ts[sl], lat[sl], lon[sl], starts[s0:s1] - a, gap_ns, jitter_ns
+        )
         if res["flight_id"].size:
             parts.append(res)
-        done += int(np.searchsorted(starts, b) - np.searchsorted(starts, a))
+        done += s1 - s0
         if progress is not None:
             progress(done, n_flights)
     if not parts:
@@ -570,45 +723,60 @@ def _process_chunk(
     ts: np.ndarray,
     lat: np.ndarray,
     lon: np.ndarray,
+    first: np.ndarray | None,
     gap_ns: int,
     jitter_ns: int,
 ) -> dict[str, np.ndarray]:
-    """Visits of the whole flights in one chunk (sorted by flight, time)."""
-    if not (np.isfinite(lat.sum()) and np.isfinite(lon.sum())) or ts.min() == _NAT:
+    """Visits of the whole flights in one chunk (sorted by flight, time); ``first``: the first
+    row of each flight (None: found here)."""
+    lo, hi = lon.min(), lon.max()  # NaN or +-inf if any is
+    if not (np.isfinite(lat.sum()) and np.isfinite(lo) and np.isfinite(hi)) or ts.min() == _NAT:
         ok = np.isfinite(lat) & np.isfinite(lon) & (ts != _NAT)
         fid, ts, lat, lon = fid[ok], ts[ok], lat[ok], lon[ok]
+        first = None
+        if fid.shape[0] == 0:
+            return {"flight_id": np.empty(0, np.int64)}
+        lo, hi = lon.min(), lon.max()
     n = fid.shape[0]
-    if n == 0:
-        return {"flight_id": np.empty(0, np.int64)}
-    lon = _wrap_lon(lon)
+    if not (lo >= -180.0 and hi < 180.0):
+        lon = _wrap_lon(lon)
+        lo = lon.min()
 
-    # ---- segments: k = position k -> k+1; per-segment arrays have length n, with 0 / False
+    # ---- segments: k = position k -> k+1; per-segment arrays have length n, with 0
     # after the last position of each flight
-    li = np.flatnonzero(fid[1:] != fid[:-1])
-    li = np.append(li, n - 1)  # last position of each flight
-    fi = np.r_[0, li[:-1] + 1]  # first position of each flight
-    seglen, az = _segment_lengths(lat, lon)
-    seglen[li] = 0.0
-    gap = np.zeros(n, dtype=bool)
-    np.greater(ts[1:] - ts[:-1], gap_ns, out=gap[:-1])
-    gap[li] = False
-    longseg = np.flatnonzero(seglen > DENSIFY_M)
+    if first is None:
+        li = np.append(np.flatnonzero(fid[1:] != fid[:-1]), n - 1)  # last position of flights
+    else:
+        li = np.append(first[1:] - 1, n - 1)
+    fi = np.concatenate(([0], li[:-1] + 1))  # first position of each flight
+    seglen, longseg, long_az = _segment_lengths(lat, lon, li)
 
     # ---- classification and crossing events
-    cls = index.classify(lon, lat, assume_finite=True)
+    cls = index._classify_in_range(lon, lat, lo)
     chg = cls[:-1] != cls[1:]
     chg[li[:-1]] = False
     chg[longseg] = False  # handled below, along the geodesic
     cand = np.flatnonzero(chg)
     del chg
-    ev_i, ev_t, ev_to, ev_lat, ev_lon = _segment_events(index, cand, lon, lat, cls)
+    # candidate segments, then the candidate sub-segments of long segments: one batch
+    sx0 = lon[cand]
+    sy0 = lat[cand]
+    rx = _wrap_lon(lon[cand + 1] - sx0)  # unwrapped: the segment may leave [-180, 180)
+    ry = lat[cand + 1] - sy0
+    segs = [sx0, sy0, rx, ry, cls[cand], cls[cand + 1]]
     if longseg.size:
-        extra = _long_segment_events(index, longseg, lon, lat, seglen, az, cls)
-        ev_i, ev_t, ev_to, ev_lat, ev_lon = (
-            np.concatenate([a, b])
-            for a, b in zip((ev_i, ev_t, ev_to, ev_lat, ev_lon), extra, strict=True)
-        )
-    del az
+        *sub, l_seg, l_k, l_n = _long_subsegments(index, longseg, long_az, lon, lat, seglen, cls)
+        segs = [np.concatenate([a, b]) for a, b in zip(segs, sub, strict=True)]
+    ev_s, ev_t, ev_to, ev_lat, ev_lon = _segment_events(index, *segs)
+    # back to positions (and fractions of the whole long segment)
+    short = ev_s < cand.size
+    ev_i = np.empty_like(ev_s)
+    ev_i[short] = cand[ev_s[short]]
+    if longseg.size:
+        lg = np.flatnonzero(~short)
+        j = ev_s[lg] - cand.size
+        ev_i[lg] = l_seg[j]
+        ev_t[lg] = (l_k[j] + ev_t[lg]) / l_n[j]
 
     # start / end of every flight as pseudo-events; order events by (position, t, kind)
     nf = len(fi)
@@ -628,9 +796,9 @@ def _process_chunk(
     nxt = np.minimum(ei + 1, n - 1)
     e_time = ts[ei] + np.round(et * (ts[nxt] - ts[ei])).astype(np.int64)
     between = np.add.reduceat(seglen, ei)
-    between[np.r_[ei[1:] == ei[:-1], False]] = 0.0  # reduceat gives seglen[i] for empty ranges
-    e_cum = np.r_[0.0, np.cumsum(between[:-1])] + et * seglen[ei]
-    e_gap = (kind == 1) & gap[ei]
+    between[:-1][ei[1:] == ei[:-1]] = 0.0  # reduceat gives seglen[i] for empty ranges
+    e_cum = np.concatenate(([0.0], np.cumsum(between[:-1]))) + et * seglen[ei]
+    e_gap = (kind == 1) & (ts[nxt] - ts[ei] > gap_ns)  # event inside a gap segment
 
     # ---- visits: between consecutive events of one flight (the end event opens none)
     v = np.flatnonzero(kind != 2)
@@ -656,8 +824,8 @@ def _process_chunk(
         visits = _merge_jitter(visits, jitter_ns)
 
     vf = visits["fid"]
-    starts_inside = np.r_[True, vf[1:] != vf[:-1]]
-    ends_inside = np.r_[vf[1:] != vf[:-1], True]
+    starts_inside = _starts_run(vf)
+    ends_inside = _ends_run(vf)
     keep = visits["reg"] != _OUTSIDE
     out = {k: a[keep] for k, a in visits.items()}
     _, _, dist = _GEOD.inv(out["elon"], out["elat"], out["xlon"], out["xlat"])
@@ -679,9 +847,16 @@ def _process_chunk(
 
 
 def _segment_events(
-    index: FirIndex, cand: np.ndarray, lon: np.ndarray, lat: np.ndarray, cls: np.ndarray
+    index: FirIndex,
+    sx0: np.ndarray,
+    sy0: np.ndarray,
+    rx: np.ndarray,
+    ry: np.ndarray,
+    c0: np.ndarray,
+    c1: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Crossing events inside the candidate segments ``cand`` (segment i = position i -> i+1).
+    """Crossing events inside candidate segments from (sx0, sy0) to (sx0 + rx, sy0 + ry)
+    (lon unwrapped), whose ends are in classes c0 and c1.
 
     Each segment is cut at its exact intersections with the FIR boundaries (all FIRs); its
     class sequence is: class of its start, classes of the pieces between intersections, class
@@ -691,59 +866,54 @@ def _segment_events(
     intersection found) are classified, at their midpoint.
 
     Returns:
-        (position index, fraction t along the segment, FIR entered, lat, lon) per event.
+        (segment index, fraction t along the segment, FIR entered, lat, lon) per event, in
+        the order of the segments, then of t.
     """
-    if cand.size == 0:
+    nseg = sx0.shape[0]
+    if nseg == 0:
         e = np.empty(0)
-        return np.empty(0, np.int64), e, np.empty(0, cls.dtype), e, e
-    sx0 = lon[cand]
-    sy0 = lat[cand]
-    rx = _wrap_lon(lon[cand + 1] - sx0)  # unwrapped: the segment may leave [-180, 180)
-    ry = lat[cand + 1] - sy0
+        return np.empty(0, np.int64), e, np.empty(0, c0.dtype), e, e
     sx1 = sx0 + rx
     sy1 = sy0 + ry
 
-    boxes = shapely.box(
-        np.minimum(sx0, sx1), np.minimum(sy0, sy1), np.maximum(sx0, sx1), np.maximum(sy0, sy1)
-    )
-    qi, qb = index.edge_tree.query(boxes)
-    # expand block candidates to their edges
-    nedge = index.edges.shape[0]
-    bstart = qb.astype(np.int64) * EDGE_BLOCK
-    bcount = np.minimum(bstart + EDGE_BLOCK, nedge) - bstart
-    qi = np.repeat(qi, bcount)
-    ed = index.edges[_ragged_arange(bstart, bcount)]
-    qrx, qry = rx[qi], ry[qi]
-    qx, qy = ed[:, 0] - sx0[qi], ed[:, 1] - sy0[qi]
-    ex, ey = ed[:, 2] - ed[:, 0], ed[:, 3] - ed[:, 1]
+    # STRtree query by envelope: that of the segment as a LineString is its bounding box
+    ends = np.empty((nseg, 2, 2))
+    ends[:, 0, 0], ends[:, 0, 1], ends[:, 1, 0], ends[:, 1, 1] = sx0, sy0, sx1, sy1
+    qi, qb = index.edge_tree.query(shapely.linestrings(ends))
+    # every (segment, edge) pair of the candidate blocks, as flat (contiguous) arrays
+    ex0, ey0, ex, ey = index.edge_blocks.take(qb, axis=1).reshape(4, -1)
+    qrx = np.repeat(rx[qi], EDGE_BLOCK)
+    qry = np.repeat(ry[qi], EDGE_BLOCK)
+    qx = ex0 - np.repeat(sx0[qi], EDGE_BLOCK)
+    qy = ey0 - np.repeat(sy0[qi], EDGE_BLOCK)
     denom = qrx * ey - qry * ex
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = (qx * ey - qy * ex) / denom
-        u = (qx * qry - qy * qrx) / denom
-    hit = (denom != 0) & (t >= -_T_EPS) & (t <= 1 + _T_EPS) & (u >= -_T_EPS) & (u <= 1 + _T_EPS)
-    hs, ht = qi[hit], np.clip(t[hit], 0.0, 1.0)
+        u = (qx * qry - qy * qrx) / denom  # along the edge: rarely within [0, 1]
+        h = np.flatnonzero((denom != 0) & (u >= -_T_EPS) & (u <= 1 + _T_EPS))
+        t = (qx[h] * ey[h] - qy[h] * ex[h]) / denom[h]
+    hit = (t >= -_T_EPS) & (t <= 1 + _T_EPS)
+    hs, ht = qi[h[hit] // EDGE_BLOCK], np.clip(t[hit], 0.0, 1.0)
     # A segment without any intersection found although its ends differ (degenerate, e.g.
     # running along a boundary): pretend intersections at both ends, so that its single inner
     # piece is classified at its midpoint.
-    none = np.flatnonzero(np.bincount(hs, minlength=cand.size) == 0)
+    none = np.flatnonzero(np.bincount(hs, minlength=nseg) == 0)
     if none.size:
         hs = np.concatenate([hs, none, none])
         ht = np.concatenate([ht, np.zeros(none.size), np.ones(none.size)])
     o = np.lexsort((ht, hs))
     hs, ht = hs[o], ht[o]
-    dup = np.r_[False, (hs[1:] == hs[:-1]) & (ht[1:] - ht[:-1] <= _T_EPS)]
-    hs, ht = hs[~dup], ht[~dup]
+    keep = np.ones(hs.size, dtype=bool)
+    keep[1:] = (hs[1:] != hs[:-1]) | (ht[1:] - ht[:-1] > _T_EPS)
+    hs, ht = hs[keep], ht[keep]
 
     # Pieces: m intersections cut a segment into m + 1 pieces.
-    nseg = cand.size
     m = np.bincount(hs, minlength=nseg)
     npieces = m + 1
     pseg = np.repeat(np.arange(nseg), npieces)
     k = _ragged_arange(np.zeros(nseg, dtype=np.int64), npieces)  # piece number in segment
     hstart = np.cumsum(m) - m  # first intersection of each segment in hs / ht
-    htp = np.r_[ht, 1.0]  # padded: the index is only used where an intersection exists
+    htp = np.append(ht, 1.0)  # padded: the index is only used where an intersection exists
     lo = np.where(k == 0, 0.0, htp[np.maximum(hstart[pseg] + k - 1, 0)])
-    c0, c1 = cls[cand], cls[cand + 1]
     pcls = np.where(k == 0, c0[pseg], c1[pseg])
     inner = np.flatnonzero((k > 0) & (k < m[pseg]))
     if inner.size:
@@ -755,12 +925,12 @@ def _segment_events(
     # State sequence per segment: [start class, piece classes...]; entering piece p happens at
     # its lower end (0 for the first), the end class equals the last piece's class.
     first_piece = k == 0
-    prev = np.where(first_piece, c0[pseg], np.r_[pcls[:1], pcls[:-1]])
+    prev = np.where(first_piece, c0[pseg], np.concatenate((pcls[:1], pcls[:-1])))
     change = np.flatnonzero(pcls != prev)
     cs = pseg[change]
     tc = lo[change]
     return (
-        cand[cs],
+        cs,
         tc,
         pcls[change],
         sy0[cs] + tc * ry[cs],
@@ -768,20 +938,23 @@ def _segment_events(
     )
 
 
-def _long_segment_events(
+def _long_subsegments(
     index: FirIndex,
     seg: np.ndarray,
+    seg_az: np.ndarray,
     lon: np.ndarray,
     lat: np.ndarray,
     seglen: np.ndarray,
-    az: np.ndarray,
     cls: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Crossing events inside long segments ``seg``, followed along their geodesic.
+) -> tuple[np.ndarray, ...]:
+    """Long segments ``seg``, followed along their geodesic: their candidate sub-segments.
 
     Each segment is split into ``ceil(length / DENSIFY_M)`` equal geodesic sub-segments
-    (``Geod.fwd``); the sub-positions form small polylines processed like tracks; events are
-    returned on the original segment (t = fraction of its length, hence of its duration).
+    (``Geod.fwd``); the sub-positions form small polylines processed like tracks: the
+    sub-segments whose end classes differ are returned as ``(sx0, sy0, rx, ry, c0, c1)`` (see
+    :func:`_segment_events`) with the long segment of each and its number and count of
+    sub-segments (an event at fraction t of sub-segment k of n is at (k + t) / n of the
+    segment: time is linear in distance).
     """
     nsub = np.ceil(seglen[seg] / DENSIFY_M).astype(np.int64)
     npts = nsub + 1
@@ -789,7 +962,7 @@ def _long_segment_events(
     k = _ragged_arange(np.zeros(seg.size, dtype=np.int64), npts)  # 0..nsub
     frac = k / nsub[g]
     s = seg[g]
-    mlon, mlat, _ = _GEOD.fwd(lon[s], lat[s], az[s], seglen[s] * frac)
+    mlon, mlat, _ = _GEOD.fwd(lon[s], lat[s], seg_az[g], seglen[s] * frac)
     mlon = _wrap_lon(np.asarray(mlon, dtype=float))
     mlat = np.asarray(mlat, dtype=float)
     first = k == 0
@@ -798,9 +971,12 @@ def _long_segment_events(
     mlon[last], mlat[last] = lon[seg + 1], lat[seg + 1]
     mcls = index.classify(mlon, mlat)
     mcls[first], mcls[last] = cls[seg], cls[seg + 1]
-    chg = (mcls[:-1] != mcls[1:]) & ~last[:-1]
-    mi, mt, mto, elat, elon = _segment_events(index, np.flatnonzero(chg), mlon, mlat, mcls)
-    return seg[g[mi]], (k[mi] + mt) / nsub[g[mi]], mto, elat, elon
+    mc = np.flatnonzero((mcls[:-1] != mcls[1:]) & ~last[:-1])
+    sx0 = mlon[mc]
+    sy0 = mlat[mc]
+    rx = _wrap_lon(mlon[mc + 1] - sx0)  # unwrapped: the segment may leave [-180, 180)
+    ry = mlat[mc + 1] - sy0
+    return sx0, sy0, rx, ry, mcls[mc], mcls[mc + 1], seg[g[mc]], k[mc], nsub[g[mc]]
 
 
 # ---- visit table operations (dict of equally long arrays, sorted by flight then time)
@@ -817,8 +993,8 @@ def _merge_runs(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     brk = (f[1:] != f[:-1]) | (r[1:] != r[:-1])
     if brk.all():
         return v
-    s = np.flatnonzero(np.r_[True, brk])
-    e = np.r_[s[1:] - 1, f.size - 1]
+    s = np.flatnonzero(np.concatenate(([True], brk)))
+    e = np.append(s[1:] - 1, f.size - 1)
     out = {k: v[k][s] for k in ("fid", "reg", *_ENTRY_KEYS)}
     out.update({k: v[k][e] for k in _EXIT_KEYS})
     return out
@@ -829,7 +1005,8 @@ def _drop_degenerate(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     f = v["fid"]
     if f.size < 2:
         return v
-    single = np.r_[True, f[1:] != f[:-1]] & np.r_[f[1:] != f[:-1], True]
+    fl_first = _starts_run(f)
+    single = fl_first & _ends_run(f)
     degenerate = (
         (np.abs(v["xt"] - v["et"]) <= 1000)
         & (np.abs(v["xlat"] - v["elat"]) <= 1e-8)
@@ -839,7 +1016,6 @@ def _drop_degenerate(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if not degenerate.any():
         return v
     # keep at least one visit per flight (a flight whose visits are all degenerate)
-    fl_first = np.r_[True, f[1:] != f[:-1]]
     grp = np.cumsum(fl_first) - 1
     kept_per_flight = np.bincount(grp, weights=~degenerate, minlength=grp[-1] + 1)
     degenerate &= ~(fl_first & (kept_per_flight[grp] == 0))
@@ -861,7 +1037,8 @@ def _merge_jitter(v: dict[str, np.ndarray], jitter_ns: int) -> dict[str, np.ndar
         )
         if not cand.any():
             break
-        apply = cand & ~np.r_[False, cand[:-1]]  # not two overlapping merges at once
+        apply = cand.copy()  # not two overlapping merges at once
+        apply[1:] &= ~cand[:-1]
         reg = r.copy()
         idx = np.flatnonzero(apply)
         reg[idx] = r[idx - 1]
@@ -885,9 +1062,12 @@ def _wrap_lon(lon: np.ndarray) -> np.ndarray:
     return lon
 
 
-def _segment_lengths(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Geodesic length (m) of each segment k -> k+1 (length n, last value 0) and its azimuth
-    where measured with ``Geod.inv`` (NaN elsewhere).
+def _segment_lengths(
+    lat: np.ndarray, lon: np.ndarray, last: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Geodesic length (m) of each segment k -> k+1 (length n; 0 after the last position of a
+    flight, ``last``, which must include n - 1), the long segments (longer than
+    :data:`DENSIFY_M`) and their azimuths (from ``Geod.inv``).
 
     Segments up to :data:`EXACT_LENGTH_M` use the local ellipsoidal formula
     ``ds = a / sqrt(w2) * sqrt((cos(phi) dlon)^2 + ((1 - e2) / w2 * dlat)^2)`` with
@@ -895,22 +1075,30 @@ def _segment_lengths(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.n
     float32 arithmetic adds < 1e-6 relative); longer ones use ``Geod.inv``.
     """
     n = lat.shape[0]
-    length = np.zeros(n)
     if n < 2:
-        return length, np.full(n, np.nan)
+        return np.zeros(n), np.empty(0, np.int64), np.empty(0)
     # differences in float64 (positions need it), the formula in float32 (twice the SIMD
-    # width); relative error < 1e-6 per segment, the sums are accumulated in float64
+    # width); relative error < 1e-6 per segment, the sums are accumulated in float64.
+    # ufuncs with a float32 ``out`` compute in float64 and round once, like ``.astype``.
     f32 = np.float32
-    dlon = _wrap_lon(lon[1:] - lon[:-1]).astype(f32)
-    c = lat[:-1] + lat[1:]
-    c *= math.pi / 360.0
-    c = c.astype(f32)
+    dlon = np.empty(n - 1, dtype=f32)
+    np.subtract(lon[1:], lon[:-1], out=dlon)
+    # float32 rounding is monotonic and +-180 are exact: inside (-180, 180) in float32 means
+    # inside in float64, i.e. nothing to wrap there
+    if not (dlon.min() > -180.0 and dlon.max() < 180.0):
+        out = np.flatnonzero((dlon <= -180.0) | (dlon >= 180.0))
+        dlon[out] = _wrap_lon(lon[out + 1] - lon[out])
+    c64 = lat[:-1] + lat[1:]
+    c = np.empty(n - 1, dtype=f32)
+    np.multiply(c64, math.pi / 360.0, out=c)
+    del c64
     np.cos(c, out=c)  # cos(phi)
     dlon *= c  # cos(phi) dlon
     c *= c
     c *= f32(_E2)
     c += f32(1.0 - _E2)  # w2
-    dlat = (lat[1:] - lat[:-1]).astype(f32)
+    dlat = np.empty(n - 1, dtype=f32)
+    np.subtract(lat[1:], lat[:-1], out=dlat)
     dlat *= f32(1.0 - _E2)
     dlat /= c  # (1 - e2) / w2 dlat
     np.sqrt(c, out=c)
@@ -920,24 +1108,65 @@ def _segment_lengths(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.n
     np.sqrt(dlon, out=dlon)
     dlon /= c
     dlon *= f32(_A * math.pi / 180.0)
+    dlon[last[:-1]] = 0.0  # from one flight to the next: not a segment
+    length = np.empty(n)
     length[:-1] = dlon
+    length[-1] = 0.0
+    exact = np.flatnonzero(dlon > f32(EXACT_LENGTH_M))
     del dlat, dlon, c
-    az = np.full(n, np.nan)
-    exact = np.flatnonzero(length > EXACT_LENGTH_M)
-    if exact.size:
-        a12, _, d = _GEOD.inv(lon[exact], lat[exact], lon[exact + 1], lat[exact + 1])
-        length[exact] = d
-        az[exact] = a12
-    return length, az
+    if exact.size == 0:
+        return length, exact, np.empty(0)
+    a12, _, dist = _GEOD.inv(lon[exact], lat[exact], lon[exact + 1], lat[exact + 1])
+    length[exact] = dist
+    long_ = np.asarray(dist, dtype=float) > DENSIFY_M
+    return length, exact[long_], np.asarray(a12, dtype=float)[long_]
 
 
 # ---- misc helpers
 
 
+def _cell_dtype(size: int) -> type[np.signedinteger]:
+    """Integer type of cell ids into ``tiles`` of ``size`` cells."""
+    return np.int32 if size < _INT32_MAX else np.int64
+
+
+def _tile_ids(iy: np.ndarray, ix: np.ndarray, ntx: int) -> np.ndarray:
+    """Position in :attr:`FirIndex.tiles` of grid cells (row iy, column ix; integer arrays,
+    both overwritten)."""
+    bits = _TILE_BITS
+    mask = (1 << bits) - 1
+    out = iy >> bits
+    out *= ntx
+    out += ix >> bits
+    out <<= 2 * bits  # first cell of the tile
+    iy &= mask
+    iy <<= bits
+    out += iy
+    ix &= mask
+    out += ix
+    return out
+
+
 def _unique(a: np.ndarray) -> np.ndarray:
     """Sorted unique values (sort-based; faster than ``np.unique`` for int64 keys here)."""
     a = np.sort(a)
-    return a[np.r_[True, a[1:] != a[:-1]]] if a.size else a
+    return a[_starts_run(a)] if a.size else a
+
+
+def _starts_run(a: np.ndarray) -> np.ndarray:
+    """True where a run of equal values of ``a`` starts (``a[i] != a[i - 1]``, and at 0)."""
+    out = np.empty(a.shape[0], dtype=bool)
+    out[:1] = True
+    np.not_equal(a[1:], a[:-1], out=out[1:])
+    return out
+
+
+def _ends_run(a: np.ndarray) -> np.ndarray:
+    """True where a run of equal values of ``a`` ends (``a[i] != a[i + 1]``, and at the end)."""
+    out = np.empty(a.shape[0], dtype=bool)
+    out[-1:] = True
+    np.not_equal(a[1:], a[:-1], out=out[:-1])
+    return out
 
 
 def _ragged_arange(start: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -967,15 +1196,20 @@ def _float_col(col: pd.Series) -> np.ndarray:
     return np.asarray(col.to_numpy(dtype=float, na_value=np.nan), dtype=float)
 
 
-def _is_sorted(fid: np.ndarray, ts: np.ndarray, block: int = 1 << 20) -> bool:
-    """Whether rows are ordered by (flight_id, ts); checked block-wise to bound memory."""
+def _sorted_starts(fid: np.ndarray, ts: np.ndarray, block: int = 1 << 18) -> np.ndarray | None:
+    """First row of each flight if rows are ordered by (flight_id, ts), else None; checked
+    block-wise to bound memory."""
     n = fid.shape[0]
+    parts = [np.zeros(min(n, 1), dtype=np.int64)]
     for a in range(0, max(n - 1, 0), block):
         b = min(a + block, n - 1)
         f0, f1 = fid[a:b], fid[a + 1 : b + 1]
-        if (f1 < f0).any() or ((f1 == f0) & (ts[a + 1 : b + 1] < ts[a:b])).any():
-            return False
-    return True
+        new = f1 != f0
+        brk = np.flatnonzero(new)
+        if (f1[brk] < f0[brk]).any() or ((ts[a + 1 : b + 1] < ts[a:b]) > new).any():
+            return None
+        parts.append(brk + (a + 1))
+    return np.concatenate(parts)
 
 
 def _chunks(starts: np.ndarray, n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -1008,9 +1242,9 @@ def _empty_result() -> pd.DataFrame:
 
 def _to_frame(cols: dict[str, np.ndarray], index: FirIndex | None) -> pd.DataFrame:
     fid = cols["flight_id"].astype(np.int64)
-    first = np.r_[True, fid[1:] != fid[:-1]] if fid.size else np.empty(0, bool)
+    first = _starts_run(fid)
     starts = np.flatnonzero(first)
-    counts = np.diff(np.r_[starts, fid.size])
+    counts = np.diff(np.append(starts, fid.size))
     visit_index = np.arange(fid.size) - np.repeat(starts, counts)
     fir_ids = index.fir_ids[cols["fir"]] if index is not None else np.empty(0, dtype=object)
     frame = pd.DataFrame(
