@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import typer
 
-from flight_fees.lib.crossings import FirIndex, build_fir_index, compute_crossings
-from flight_fees.lib.firs import FirDataError, FirDataWarning, load_firs
+from flight_fees.lib.crossings import FirIndex, compute_crossings
+from flight_fees.lib.fir_index_store import cached_fir_index, load_firs_cached
+from flight_fees.lib.firs import FirDataError, FirDataWarning
 from flight_fees.lib.tracks_io import PARQUET_SUFFIXES, TracksFileError, read_tracks
 
 __all__ = ["crossings_command", "write_table"]
@@ -82,7 +83,7 @@ def crossings_command(
         frame = read_tracks(tracks, columns=())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FirDataWarning)
-            fir_set = load_firs(
+            fir_set = load_firs_cached(  # cached by file content (FIR index store)
                 firs,
                 id_property=id_property,
                 name_property=name_property,
@@ -92,7 +93,7 @@ def crossings_command(
         _fail(str(exc))
     for warning in caught:
         typer.echo(f"Warning: {warning.message}", err=True)
-    index = build_fir_index(fir_set)
+    index = cached_fir_index(fir_set)  # built once per FIR set, then loaded from disk
     n_flights = int(frame["flight_id"].nunique())
     if progress and len(frame) >= PROGRESS_MIN_POINTS:
         result = _with_progress(frame, index, gap_threshold_s, jitter_s, n_flights)

@@ -252,12 +252,15 @@ def load_firs_cached(
 
     The loader's :class:`~flight_fees.lib.firs.FirDataWarning` are stored with the frame and
     re-emitted on every cache hit, so a caller sees the same warnings either way. ``path=None``
-    (the shipped default) is resolved by ``load_firs`` and is not cached here.
+    is the shipped FIR file that ``load_firs(None)`` reads (``FLIGHT_FEES_FIR_SET``).
     """
     from flight_fees.lib import firs as firs_mod
 
     if path is None:
-        return firs_mod.load_firs(None, **loader_args)
+        try:
+            path = _default_firs_path(firs_mod)
+        except Exception:
+            return firs_mod.load_firs(None, **loader_args)  # its error, e.g. unknown set
     src = Path(path)
     try:
         file_digest = _file_sha256(src)
@@ -306,6 +309,14 @@ def load_firs_cached(
     for message in messages:
         warnings.warn(message, firs_mod.FirDataWarning, stacklevel=2)
     return frame.copy()
+
+
+def _default_firs_path(firs_mod: Any) -> Path:
+    """The file ``load_firs(None)`` reads."""
+    resolve = getattr(firs_mod, "default_fir_set", None)
+    if resolve is not None:
+        return Path(resolve().firs_path)
+    return Path(firs_mod.DEFAULT_FIRS_PATH)
 
 
 def _write_frame(path: Path, key: str, frame: pd.DataFrame, messages: list[str]) -> None:
