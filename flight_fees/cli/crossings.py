@@ -15,7 +15,11 @@ import numpy as np
 import pandas as pd
 import typer
 
-from flight_fees.lib.crossings import FirIndex, compute_crossings
+from flight_fees.lib.crossings import (
+    FirIndex,
+    compute_crossings,
+    merged_excursions_per_flight,
+)
 from flight_fees.lib.fir_index_store import cached_fir_index, load_firs_cached
 from flight_fees.lib.firs import FirDataError, FirDataWarning
 from flight_fees.lib.tracks_io import PARQUET_SUFFIXES, TracksFileError, read_tracks
@@ -55,14 +59,26 @@ def crossings_command(
             help="Seconds without position after which a crossing is flagged interpolated.",
         ),
     ] = 600.0,
+    noise_m: Annotated[
+        float,
+        typer.Option(
+            "--noise-m",
+            min=0.0,
+            help="An excursion (another FIR, or outside every FIR, between two visits of one "
+            "FIR) whose positions all stay within this many metres of that FIR is position "
+            "noise and merged into it; 92.6 m = ADS-B NACp 8 accuracy; 0 disables.",
+        ),
+    ] = 92.6,
     jitter_s: Annotated[
         float,
         typer.Option(
             "--jitter-s",
             min=0.0,
-            help="Visits shorter than this between two visits of the same FIR are merged.",
+            help="Explicit time-based merge (off by default): visits shorter than this "
+            "between two visits of the same FIR are merged, repeatedly; may swallow real "
+            "visits along borders.",
         ),
-    ] = 60.0,
+    ] = 0.0,
     id_property: Annotated[
         str | None, typer.Option("--id-property", help="FIR id property (default: detect).")
     ] = None,
@@ -96,16 +112,25 @@ def crossings_command(
     index = cached_fir_index(fir_set)  # built once per FIR set, then loaded from disk
     n_flights = int(frame["flight_id"].nunique())
     if progress and len(frame) >= PROGRESS_MIN_POINTS:
-        result = _with_progress(frame, index, gap_threshold_s, jitter_s, n_flights)
+        result = _with_progress(frame, index, gap_threshold_s, noise_m, jitter_s, n_flights)
     else:
-        result = compute_crossings(frame, index, gap_threshold_s=gap_threshold_s, jitter_s=jitter_s)
+        result = compute_crossings(
+            frame,
+            index,
+            gap_threshold_s=gap_threshold_s,
+            noise_tolerance_m=noise_m,
+            jitter_s=jitter_s,
+        )
     try:
         write_table(result, out, out_format)
     except OSError as exc:
         _fail(f"cannot write {out}: {exc}")
+    merged = merged_excursions_per_flight(result)
     typer.echo(
         f"{len(result):,} FIR crossing(s) of {result['flight_id'].nunique():,} / {n_flights:,} "
-        f"flight(s) ({len(frame):,} positions) written to {out}"
+        f"flight(s) ({len(frame):,} positions) written to {out}; {int(merged.sum()):,} "
+        f"excursion(s) merged as position noise in {len(merged):,} flight(s) (column "
+        "merged_excursions)"
     )
 
 
@@ -135,7 +160,12 @@ def _output_format(path: Path) -> str:
 
 
 def _with_progress(
-    frame: pd.DataFrame, index: FirIndex, gap_threshold_s: float, jitter_s: float, n_flights: int
+    frame: pd.DataFrame,
+    index: FirIndex,
+    gap_threshold_s: float,
+    noise_m: float,
+    jitter_s: float,
+    n_flights: int,
 ) -> pd.DataFrame:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -153,6 +183,7 @@ def _with_progress(
             frame,
             index,
             gap_threshold_s=gap_threshold_s,
+            noise_tolerance_m=noise_m,
             jitter_s=jitter_s,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )

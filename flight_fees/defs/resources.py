@@ -180,7 +180,11 @@ class PipelineSettings(dg.ConfigurableResource):
     """Tunables of the processing stages."""
 
     gap_threshold_s: float = 600.0
-    jitter_s: float = 60.0
+    #: excursions whose positions stay this close (m) to the FIR around them are merged as
+    #: position noise (lib.crossings.NOISE_TOLERANCE_M: 92.6 m, ADS-B NACp 8); 0 disables
+    noise_tolerance_m: float = 92.6
+    #: explicit time-based merge of short visits between two visits of one FIR; 0 = off
+    jitter_s: float = 0.0
     max_speed_kt: float = 1200.0
     min_points: int = 10
     render_maps: bool = True

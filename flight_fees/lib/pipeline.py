@@ -149,12 +149,19 @@ def crossings_stage(
     attrs: pd.DataFrame | None = None,
     airports: pd.DataFrame | None = None,
     gap_threshold_s: float = 600.0,
-    jitter_s: float = 60.0,
+    noise_tolerance_m: float | None = None,
+    jitter_s: float = 0.0,
 ) -> CrossingStage:
-    from flight_fees.lib.crossings import compute_crossings
+    from flight_fees.lib.crossings import NOISE_TOLERANCE_M, compute_crossings
     from flight_fees.lib.zones import zone_visits
 
-    crossings = compute_crossings(tracks, firs, gap_threshold_s=gap_threshold_s, jitter_s=jitter_s)
+    crossings = compute_crossings(
+        tracks,
+        firs,
+        gap_threshold_s=gap_threshold_s,
+        noise_tolerance_m=NOISE_TOLERANCE_M if noise_tolerance_m is None else noise_tolerance_m,
+        jitter_s=jitter_s,
+    )
     aerodromes = (
         aerodrome_points(attrs, airports)
         if attrs is not None and airports is not None and len(attrs)

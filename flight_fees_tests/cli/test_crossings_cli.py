@@ -39,7 +39,8 @@ def run(*args: str):  # -> click.testing.Result
 
 
 def brussels_frankfurt(n_flights: int = 2) -> pd.DataFrame:
-    """Straight tracks (lat 50.5) from 4.5E to 7.5E: EBBU then EDGG."""
+    """Straight tracks (lat 50.5) from 4.5E to 7.5E: EBBU, EDGG, EBBU, EDGG (the border
+    zig-zags there: a 10 s visit of EDGG, kilometres deep, before 20 s back in EBBU)."""
     n = 300
     return pd.DataFrame(
         {
@@ -70,10 +71,10 @@ def test_csv_iso_input_to_csv_output(tmp_path: Path, reference: pd.DataFrame) ->
     out = tmp_path / "out" / "crossings.csv"
     result = run(src, "-o", out)
     assert result.exit_code == 0, result.output
-    assert "4 FIR crossing(s) of 2 / 2 flight(s)" in result.output
+    assert "8 FIR crossing(s) of 2 / 2 flight(s)" in result.output
     got = pd.read_csv(out)
     assert set(OUT_COLUMNS) <= set(got.columns)
-    assert got["fir_id"].tolist() == ["EBBU", "EDGG"] * 2
+    assert got["fir_id"].tolist() == ["EBBU", "EDGG", "EBBU", "EDGG"] * 2
     times = pd.to_datetime(got["exit_time"], utc=True)
     expected = reference["exit_time"].dt.floor("ms")
     assert (times.to_numpy() == expected.to_numpy()).all()
@@ -86,7 +87,7 @@ def test_parquet_epoch_ms_input_to_parquet_output(tmp_path: Path, reference: pd.
     trk = brussels_frankfurt()
     trk.assign(ts=trk["ts"].astype("int64") // 10**6).to_parquet(src)  # epoch milliseconds
     out = tmp_path / "crossings.parquet"
-    result = run(src, "--out", out, "--no-progress", "--jitter-s", "60", "--gap-threshold-s", "600")
+    result = run(src, "--out", out, "--no-progress", "--noise-m", "92.6", "--gap-threshold-s", "600")
     assert result.exit_code == 0, result.output
     got = pd.read_parquet(out)
     pd.testing.assert_frame_equal(

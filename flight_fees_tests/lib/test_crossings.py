@@ -291,15 +291,81 @@ def test_jitter_visit_merged_into_surrounding_visit() -> None:
     assert res["fir_id"].tolist() == ["AAAA", "BBBB", "AAAA"]
 
 
-def test_short_excursion_outside_every_fir_is_merged_but_short_fir_visit_is_kept() -> None:
-    lons = np.r_[np.full(20, 0.01), np.full(3, -0.01), np.full(20, 0.01)]
+def test_shallow_excursion_outside_every_fir_is_noise_but_deep_one_is_kept() -> None:
+    # 0.0005 degree at the equator = 55.7 m outside AAAA: within the 92.6 m noise tolerance
+    lons = np.r_[np.full(20, 0.01), np.full(3, -0.0005), np.full(20, 0.01)]
     res = compute_crossings(track(1, lons, np.zeros(lons.size)), SQUARES)
     assert res["fir_id"].tolist() == ["AAAA"] and len(res) == 1
+    assert res["merged_excursions"].tolist() == [1]
+    # 0.01 degree = 1.1 km outside: the aircraft left the FIR set, two visits
+    lons = np.r_[np.full(20, 0.01), np.full(3, -0.01), np.full(20, 0.01)]
+    res = compute_crossings(track(1, lons, np.zeros(lons.size)), SQUARES)
+    assert res["fir_id"].tolist() == ["AAAA", "AAAA"]
+    assert res["merged_excursions"].tolist() == [0, 0]
     # a 10 s visit of a FIR between two stretches outside every FIR stays a visit
     lons = np.r_[np.full(20, -0.01), np.full(3, 0.01), np.full(20, -0.01)]
     res = compute_crossings(track(1, lons, np.zeros(lons.size)), SQUARES)
     assert res["fir_id"].tolist() == ["AAAA"]
     assert not res.iloc[0]["starts_inside"] and not res.iloc[0]["ends_inside"]
+
+
+@pytest.mark.parametrize(
+    ("depth_m", "merged"), [(30.0, True), (90.0, True), (95.0, False), (500.0, False)]
+)
+def test_excursion_is_noise_only_within_the_tolerance(depth_m: float, merged: bool) -> None:
+    # 2 minutes in BBBB, every position depth_m east of the AAAA/BBBB boundary (lon 1)
+    lat = 0.3
+    deg = depth_m / crossings_mod._A / np.cos(np.radians(lat)) * 180 / np.pi  # ~ metres east
+    lons = np.r_[np.full(20, 0.99), np.full(24, 1.0 + deg), np.full(20, 0.99)]
+    res = compute_crossings(track(1, lons, np.full(lons.size, lat)), SQUARES)
+    if merged:
+        assert res["fir_id"].tolist() == ["AAAA"]
+        assert res["merged_excursions"].tolist() == [1]
+    else:
+        assert res["fir_id"].tolist() == ["AAAA", "BBBB", "AAAA"]
+        assert res["merged_excursions"].sum() == 0
+    # the tolerance is a parameter; 0 disables the merge
+    exact = compute_crossings(track(1, lons, np.full(lons.size, lat)), SQUARES, noise_tolerance_m=0)
+    assert exact["fir_id"].tolist() == ["AAAA", "BBBB", "AAAA"]
+    wide = compute_crossings(
+        track(1, lons, np.full(lons.size, lat)), SQUARES, noise_tolerance_m=depth_m + 5
+    )
+    assert wide["fir_id"].tolist() == ["AAAA"]
+
+
+def test_noise_merge_never_swallows_a_real_visit_unlike_the_time_merge() -> None:
+    # A (100 s), a real 40 s visit of B 1.1 km deep, 30 s back in A, then B for good: the
+    # time-based merge swallows the first B visit (B billed from the wrong place), the
+    # default keeps all four visits
+    lons = np.r_[np.full(20, 0.99), np.full(8, 1.01), np.full(6, 0.99), np.full(20, 1.01)]
+    trk = track(1, lons, np.zeros(lons.size))
+    res = compute_crossings(trk, SQUARES)
+    assert res["fir_id"].tolist() == ["AAAA", "BBBB", "AAAA", "BBBB"]
+    assert res["merged_excursions"].sum() == 0
+    timed = compute_crossings(trk, SQUARES, jitter_s=60)
+    assert timed["fir_id"].tolist() == ["AAAA", "BBBB"]
+    assert timed.iloc[1]["entry_time"] > res.iloc[1]["entry_time"] + pd.Timedelta(seconds=60)
+
+
+def test_noise_merges_repeat_along_a_border_and_are_counted() -> None:
+    # flying along the boundary, 40 m either side, flipping five times: one AAAA visit, then
+    # a deliberate crossing deep into BBBB
+    side = np.tile(np.r_[np.full(3, 1.0 - 0.00036), np.full(3, 1.0 + 0.00036)], 5)
+    lons = np.r_[np.full(10, 0.99), side, np.full(10, 0.99), np.full(10, 1.02)]
+    lats = np.linspace(-0.5, 0.5, lons.size)
+    res = compute_crossings(track(1, lons, lats), SQUARES)
+    assert res["fir_id"].tolist() == ["AAAA", "BBBB"]
+    assert res["merged_excursions"].tolist() == [5, 0]
+    assert crossings_mod.merged_excursions_per_flight(res).to_dict() == {1: 5}
+    flips = compute_crossings(track(1, lons, lats), SQUARES, noise_tolerance_m=0)
+    assert len(flips) == 12
+    # the flown distance is preserved by the merges
+    assert res["flown_km"].sum() == pytest.approx(flips["flown_km"].sum(), rel=1e-9)
+
+
+def test_negative_noise_tolerance_is_refused() -> None:
+    with pytest.raises(ValueError, match="noise_tolerance_m"):
+        compute_crossings(track(1, [0.5, 0.6], [0.0, 0.0]), SQUARES, noise_tolerance_m=-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,6 +508,9 @@ def test_classification_matches_exact_point_in_polygon_near_boundaries() -> None
     pts = np.vstack(
         [near, pick, np.column_stack([rng.uniform(-45, 50, 20_000), rng.uniform(15, 85, 20_000)])]
     )
+    # the world set has polygons with longitudes beyond 180 (PAZA, UHMM): wrap the points
+    # as the engine does, so that the exact test sees them where they are
+    pts[:, 0] = (pts[:, 0] + 180.0) % 360.0 - 180.0
     got = index.classify(pts[:, 0], pts[:, 1])
     expected = np.full(len(pts), -1)
     for predicate in (shapely.contains_xy, shapely.intersects_xy):  # interior first, then edge
