@@ -125,6 +125,14 @@ class ReferenceData(dg.ConfigurableResource):
 
         return self._cached("firs", load)
 
+    def fir_index(self) -> Any:
+        """The FIR set prepared for the crossing engine (``lib.crossings.FirIndex``): built
+        once per FIR set and then loaded from the on-disk cache (``lib.fir_index_store``),
+        kept in memory for the life of this resource."""
+        from flight_fees.lib.fir_index_store import cached_fir_index
+
+        return self._cached("fir_index", lambda: cached_fir_index(self.firs()))
+
     def charging_zones(self) -> Any:
         from flight_fees.lib.zones import load_charging_zones
 

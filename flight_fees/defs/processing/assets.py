@@ -208,7 +208,7 @@ def fir_crossings(
     started = time.perf_counter()
     stage = crossings_stage(
         tracks,
-        reference.firs(),
+        reference.fir_index(),  # prepared FIR set, built once per FIR set (on-disk cache)
         reference.charging_zones(),
         attrs=attrs,
         airports=reference.airports(),
