@@ -10,6 +10,23 @@ The FIR set is a plain :class:`pandas.DataFrame` (see ``docs/ARCHITECTURE.md``):
 :class:`FirDataWarning` naming the FIR), dissolves features sharing one FIR id, and warns
 about overlapping FIRs (:func:`find_fir_overlaps`). The property names holding the id, name
 and country are configurable; by default common names are auto-detected (case-insensitive).
+
+**FIR / UIR layering.** Some sources (the shipped EUROCONTROL EAD world set) hold two stacked
+layers: ``TYPE = FIR`` (the lateral flight information regions, from the ground or a low
+level up) and ``TYPE = UIR`` (upper regions, e.g. FL245 and above, laid over the FIRs). Several
+UIRs carry the same id as a FIR (France UIR ``LFFF``, London UIR ``EGTT``, the US ARTCCs above
+FL180), so dissolving by id across layers would merge two different airspaces. Lateral route
+charging follows the state of the lateral FIR (the UIR of a state overlays its FIRs
+vertically) and the track's altitude band is not used, so :func:`load_firs` keeps **one
+layer**: by default the FIR layer when the source has a type property with FIR and other
+rows; ``types=`` selects another layer explicitly. Rows of other layers are dropped *before*
+the features of one id are dissolved, and a selection of several layers sharing an id is
+refused (:class:`FirDataError`). Features of one id within the layer (KZBW in the world set)
+are dissolved into one FIR, with a :class:`FirDataWarning`.
+
+**Shipped sets.** :func:`default_fir_set` gives the FIR file and the matching charging-zone
+file selected by ``FLIGHT_FEES_FIR_SET`` (``world``, the default, or ``europe``); explicit
+paths always win.
 """
 
 from __future__ import annotations
@@ -17,6 +34,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -25,10 +43,18 @@ import pandas as pd
 import pyproj
 import shapely
 
+from flight_fees.lib.settings import FIR_SET_ENV, FIR_SET_NAMES, fir_set_name
+
 __all__ = [
     "DEFAULT_FIRS_PATH",
+    "EUROPE_FIRS_PATH",
+    "EUROPE_ZONES_PATH",
+    "WORLD_FIRS_PATH",
+    "WORLD_ZONES_PATH",
     "FirDataError",
     "FirDataWarning",
+    "FirSet",
+    "default_fir_set",
     "find_fir_overlaps",
     "load_firs",
     "validate_firs",
@@ -36,10 +62,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The shipped default FIR set (58 European FIRs, 2015; see ``data/firs/PROVENANCE.md``).
-DEFAULT_FIRS_PATH: Final[Path] = (
-    Path(__file__).resolve().parent.parent / "data" / "firs" / "eurocontrol_firs_2015.geojson"
-)
+_DATA: Final[Path] = Path(__file__).resolve().parent.parent / "data"
+#: The 58 European FIRs of 2015 (``data/firs/PROVENANCE.md``) and their charging zones.
+EUROPE_FIRS_PATH: Final[Path] = _DATA / "firs" / "eurocontrol_firs_2015.geojson"
+EUROPE_ZONES_PATH: Final[Path] = _DATA / "charging_zones.yaml"
+#: The EUROCONTROL EAD world FIR/UIR set of 2015 (``data/firs/PROVENANCE.md``) and its zones.
+WORLD_FIRS_PATH: Final[Path] = _DATA / "firs" / "eurocontrol_ead_world_firuir_2015.geojson"
+WORLD_ZONES_PATH: Final[Path] = _DATA / "charging_zones_world.yaml"
+
+#: Property holding the layer of a feature (``FIR`` / ``UIR``), matched case-insensitively.
+TYPE_CANDIDATES: Final[tuple[str, ...]] = ("type", "fir_type", "airspace_type")
+#: The lateral layer kept by default when a source has several (see the module docstring).
+LATERAL_TYPE: Final[str] = "FIR"
 
 #: Auto-detected property names, in order of preference (matched case-insensitively). ``icao``
 #: comes last for the id: in EUROCONTROL data it is the 2-letter state prefix, not the FIR id.
@@ -73,6 +107,51 @@ class FirDataWarning(UserWarning):
     """A FIR set problem that was repaired or that the user should know about."""
 
 
+@dataclass(frozen=True)
+class FirSet:
+    """A shipped airspace: a FIR file and the charging-zone file written for it."""
+
+    name: str
+    firs_path: Path
+    zones_path: Path
+
+
+#: The shipped airspaces by ``FLIGHT_FEES_FIR_SET`` name.
+FIR_SETS: Final[dict[str, FirSet]] = {
+    "world": FirSet("world", WORLD_FIRS_PATH, WORLD_ZONES_PATH),
+    "europe": FirSet("europe", EUROPE_FIRS_PATH, EUROPE_ZONES_PATH),
+}
+assert tuple(FIR_SETS) == FIR_SET_NAMES
+
+
+def default_fir_set(name: str | None = None) -> FirSet:
+    """The shipped airspace named ``name``, by default the one of ``FLIGHT_FEES_FIR_SET``
+    (``world`` when unset): both the FIR file and its charging-zone file, so the two always
+    match. Callers with explicit paths do not call this.
+
+    Raises:
+        FirDataError: unknown name.
+    """
+    key = (name if name is not None else fir_set_name()).strip().lower()
+    if key not in FIR_SETS:
+        raise FirDataError(
+            f"unknown FIR set {key!r} ({FIR_SET_ENV}); expected one of {', '.join(FIR_SETS)}"
+        )
+    return FIR_SETS[key]
+
+
+def _import_default_path() -> Path:
+    try:
+        return default_fir_set().firs_path
+    except FirDataError:  # reported when the set is used, not on import
+        return WORLD_FIRS_PATH
+
+
+#: The default FIR file at import time (``FLIGHT_FEES_FIR_SET``); :func:`load_firs` resolves
+#: the default again on each call through :func:`default_fir_set`.
+DEFAULT_FIRS_PATH: Final[Path] = _import_default_path()
+
+
 def load_firs(
     path: str | Path | None = None,
     *,
@@ -80,18 +159,27 @@ def load_firs(
     name_property: str | None = None,
     country_property: str | None = None,
     layer: str | int | None = None,
+    types: str | Sequence[str] | None = None,
+    type_property: str | None = None,
     check_overlaps: bool = True,
 ) -> pd.DataFrame:
     """Load a FIR set as the ``fir_id, name, country, geometry`` frame.
 
     Args:
         path: GeoJSON / GeoPackage / Shapefile (any GDAL vector format); ``None`` = the shipped
-            default (:data:`DEFAULT_FIRS_PATH`).
+            default FIR file of :func:`default_fir_set` (``FLIGHT_FEES_FIR_SET``).
         id_property: property holding the FIR id (e.g. ``"IDENT"``); ``None`` = auto-detect
             among :data:`ID_CANDIDATES`. Ids are stripped and upper-cased.
         name_property: property holding the FIR name; ``None`` = auto-detect, else the id.
         country_property: property holding the country; ``None`` = auto-detect, else ``""``.
         layer: layer of a multi-layer source (GeoPackage); ``None`` = the first.
+        types: airspace layer(s) to keep by the type property (e.g. ``"FIR"``, ``"UIR"``,
+            case-insensitive); ``None`` = automatic: when the source has a type property
+            with ``FIR`` rows and rows of another type (UIRs), only the ``FIR`` rows (the
+            lateral layer, see the module docstring); otherwise every feature. Other layers
+            are dropped before features sharing an id are dissolved.
+        type_property: property holding the type; ``None`` = auto-detect among
+            :data:`TYPE_CANDIDATES`.
         check_overlaps: warn (:class:`FirDataWarning`) about FIRs overlapping by more than
             :data:`OVERLAP_WARN_KM2` (see :func:`find_fir_overlaps`).
 
@@ -101,9 +189,10 @@ def load_firs(
 
     Raises:
         FirDataError: unreadable file, missing property, empty set, missing or non-polygonal
-            geometry, empty id.
+            geometry, empty id, no feature of the requested type(s), several requested types
+            sharing an id.
     """
-    src = DEFAULT_FIRS_PATH if path is None else Path(path)
+    src = default_fir_set().firs_path if path is None else Path(path)
     if not src.exists():
         raise FirDataError(f"FIR file not found: {src}")
     try:
@@ -119,11 +208,12 @@ def load_firs(
 
     columns = [c for c in gdf.columns if c != gdf.geometry.name]
     id_col = _pick_column(columns, id_property, ID_CANDIDATES, "id", src, required=True)
+    assert id_col is not None
+    gdf = _select_types(gdf, columns, id_col, types, type_property, src)
     name_col = _pick_column(columns, name_property, NAME_CANDIDATES, "name", src)
     country_col = _pick_column(
         columns, country_property, COUNTRY_CANDIDATES, "country", src, exclude=id_col
     )
-    assert id_col is not None
 
     ids = gdf[id_col].astype("string").str.strip().str.upper()
     if ids.isna().any() or (ids == "").any():
@@ -292,6 +382,48 @@ def _pick_column(
             f"case-insensitive); pass it explicitly. Properties: {sorted(columns)}"
         )
     return None
+
+
+def _select_types(
+    gdf: pd.DataFrame,
+    columns: Sequence[str],
+    id_col: str,
+    types: str | Sequence[str] | None,
+    type_property: str | None,
+    src: Path,
+) -> pd.DataFrame:
+    """Keep the rows of the requested airspace layer(s) (see :func:`load_firs`)."""
+    type_col = _pick_column(
+        columns, type_property, TYPE_CANDIDATES, "type", src, required=types is not None
+    )
+    if type_col is None:
+        return gdf
+    kind = gdf[type_col].astype("string").str.strip().str.upper().fillna("")
+    present = set(kind.tolist())
+    if types is None:
+        if LATERAL_TYPE not in present or present == {LATERAL_TYPE}:
+            return gdf  # a single layer (or no FIR rows: nothing to choose)
+        wanted = {LATERAL_TYPE}
+    else:
+        wanted = {str(t).strip().upper() for t in ([types] if isinstance(types, str) else types)}
+    keep = kind.isin(sorted(wanted)).to_numpy(dtype=bool)
+    if not keep.any():
+        raise FirDataError(
+            f"{src}: no feature of type {', '.join(sorted(wanted))} (property {type_col!r}; "
+            f"types present: {', '.join(sorted(present))})"
+        )
+    out = gdf[keep]
+    if len(wanted) > 1:  # never dissolve a FIR with a UIR of the same id
+        ids = out[id_col].astype("string").str.strip().str.upper()
+        layers_per_id = kind[keep].groupby(ids.to_numpy()).nunique()
+        shared = sorted(layers_per_id.index[layers_per_id.to_numpy() > 1].astype(str))
+        if shared:
+            raise FirDataError(
+                f"{src}: the layers {', '.join(sorted(wanted))} share FIR id(s) "
+                f"{', '.join(shared[:10])}{' ...' if len(shared) > 10 else ''}; load one layer "
+                "at a time (types=...)"
+            )
+    return out.reset_index(drop=True)
 
 
 def _text(col: pd.Series) -> np.ndarray:

@@ -4,6 +4,10 @@
   billing database, the embedded track store, maps, invoices and processing logs.
 - ``FLIGHT_FEES_DATABASE_URL``: a SQLAlchemy URL of the billing database (PostgreSQL in
   production); default: the SQLite file ``<home>/billing.db``.
+- ``FLIGHT_FEES_FIR_SET``: the shipped airspace used when no FIR / zone file is given:
+  ``world`` (default: EUROCONTROL EAD world FIRs with ``charging_zones_world.yaml``) or
+  ``europe`` (the 58 European FIRs with ``charging_zones.yaml``); see
+  ``flight_fees.lib.firs.default_fir_set``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from pathlib import Path
 
 HOME_ENV = "FLIGHT_FEES_HOME"
 DATABASE_URL_ENV = "FLIGHT_FEES_DATABASE_URL"
+FIR_SET_ENV = "FLIGHT_FEES_FIR_SET"
+#: Names accepted by ``FLIGHT_FEES_FIR_SET``; the first is the default.
+FIR_SET_NAMES = ("world", "europe")
 
 
 def home_dir() -> Path:
@@ -27,6 +34,13 @@ def database_url() -> str:
     if url:
         return normalise_database_url(url)
     return f"sqlite:///{home_dir() / 'billing.db'}"
+
+
+def fir_set_name() -> str:
+    """The shipped airspace selected by ``FLIGHT_FEES_FIR_SET`` (lower-cased, stripped;
+    unset or empty = ``world``). Unknown names are returned as given (the caller rejects
+    them)."""
+    return os.environ.get(FIR_SET_ENV, "").strip().lower() or FIR_SET_NAMES[0]
 
 
 def normalise_database_url(url: str) -> str:

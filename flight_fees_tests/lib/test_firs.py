@@ -14,9 +14,13 @@ import pytest
 import shapely
 
 from flight_fees.lib.firs import (
-    DEFAULT_FIRS_PATH,
+    EUROPE_FIRS_PATH,
+    EUROPE_ZONES_PATH,
+    WORLD_FIRS_PATH,
+    WORLD_ZONES_PATH,
     FirDataError,
     FirDataWarning,
+    default_fir_set,
     find_fir_overlaps,
     load_firs,
     validate_firs,
@@ -24,13 +28,21 @@ from flight_fees.lib.firs import (
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SOURCE = REPO.parent / "shared" / "data" / "eurocontrol_firs_2015.geojson"
+SHARED_WORLD_SOURCE = REPO.parent / "shared" / "data" / "eurocontrol_ead_world_firuir_2015.geojson"
 
 
 @pytest.fixture(scope="module")
 def shipped() -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FirDataWarning)
-        return load_firs()
+        return load_firs(EUROPE_FIRS_PATH)
+
+
+@pytest.fixture(scope="module")
+def world() -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FirDataWarning)
+        return load_firs(WORLD_FIRS_PATH)
 
 
 def write(tmp_path: Path, name: str, frame: gpd.GeoDataFrame) -> Path:
@@ -72,7 +84,7 @@ def test_shipped_default_fir_set(shipped: pd.DataFrame) -> None:
 
 def test_shipped_overlap_is_reported() -> None:
     with pytest.warns(FirDataWarning, match=r"LECB/LFBB"):
-        firs = load_firs()
+        firs = load_firs(EUROPE_FIRS_PATH)
     overlaps = find_fir_overlaps(firs, min_area_km2=1.0)
     assert overlaps[["fir_id_a", "fir_id_b"]].values.tolist() == [["LECB", "LFBB"]]
     assert overlaps["overlap_km2"].iloc[0] == pytest.approx(474.6, abs=1.0)
@@ -88,7 +100,103 @@ def test_conversion_script_reproduces_the_shipped_file(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    assert out.read_bytes() == DEFAULT_FIRS_PATH.read_bytes()
+    assert out.read_bytes() == EUROPE_FIRS_PATH.read_bytes()
+
+
+@pytest.mark.skipif(not SHARED_WORLD_SOURCE.exists(), reason="shared source data not present")
+def test_world_conversion_script_reproduces_the_shipped_file(tmp_path: Path) -> None:
+    out = tmp_path / "world.geojson"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "convert_world_firs.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    assert out.read_bytes() == WORLD_FIRS_PATH.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# the world FIR/UIR set and the FIR_SET switch
+
+
+def test_world_set_keeps_the_lateral_fir_layer(world: pd.DataFrame) -> None:
+    assert len(world) == 270  # 271 FIR features, KZBW twice; the 65 UIRs dropped
+    assert world["fir_id"].is_unique and world["fir_id"].is_monotonic_increasing
+    geoms = np.asarray(world["geometry"].to_numpy(), dtype=object)
+    assert shapely.is_valid(geoms).all()  # KZHU repaired
+    row = world.set_index("fir_id")
+    # UIRs sharing an id with a FIR were dropped before the dissolve, not merged into it:
+    assert row.loc["LFFF", "name"] == "PARIS FIR" and row.loc["LFFF", "upper_fl"] == 195.0
+    assert row.loc["EGTT", "name"] == "LONDON FIR" and row.loc["EGTT", "upper_fl"] == 245.0
+    assert row.loc["KZNY", "upper_fl"] == 180.0  # the KZNY UIR (FL180 up) is not merged
+    assert "KZOB" not in row.index  # Cleveland exists only as a UIR in the source
+    assert row.loc["VTBB", "country"] == "Thailand" and row.loc["USSS", "country"] == "Russia"
+    assert row.loc["KZBW", "geometry"].contains(shapely.Point(-71.0, 42.4))  # Boston
+
+
+def test_world_defects_are_repaired_with_warnings() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_firs(WORLD_FIRS_PATH, check_overlaps=False)
+    messages = [str(w.message) for w in caught if issubclass(w.category, FirDataWarning)]
+    assert any("FIR KZHU has an invalid polygon" in m for m in messages)
+    assert any("dissolved: KZBW" in m for m in messages)
+
+
+def test_world_uir_layer_and_mixed_layers() -> None:
+    uirs = load_firs(WORLD_FIRS_PATH, types="uir", check_overlaps=False)
+    assert len(uirs) == 65 and "KZOB" in set(uirs["fir_id"])
+    assert uirs.set_index("fir_id").loc["LFFF", "name"] == "FRANCE UIR"
+    with pytest.raises(FirDataError, match=r"share FIR id\(s\) .*EGTT"):
+        load_firs(WORLD_FIRS_PATH, types=["FIR", "UIR"], check_overlaps=False)
+    with pytest.raises(FirDataError, match="no feature of type XIR"):
+        load_firs(WORLD_FIRS_PATH, types="XIR", check_overlaps=False)
+
+
+def test_type_layers_of_any_file(tmp_path: Path) -> None:
+    src = gpd.GeoDataFrame(
+        {"IDENT": ["AAAA", "AAAA", "BBBB"], "Type": ["FIR", "UIR", "FIR"]},
+        geometry=[shapely.box(0, 40, 1, 41), shapely.box(0, 40, 2, 41), shapely.box(1, 40, 2, 41)],
+        crs=4326,
+    )
+    path = write(tmp_path, "layers.geojson", src)
+    firs = load_firs(path)  # default: the FIR layer, the UIR never merged into AAAA
+    assert firs["fir_id"].tolist() == ["AAAA", "BBBB"]
+    assert firs["geometry"].iloc[0].equals(shapely.box(0, 40, 1, 41))
+    only_fir = write(tmp_path, "fir.geojson", src[src["Type"] == "FIR"])
+    assert len(load_firs(only_fir)) == 2  # one layer: nothing to choose
+    no_type = write(tmp_path, "plain.geojson", src[["IDENT", "geometry"]].iloc[[0, 2]])
+    assert len(load_firs(no_type)) == 2
+    with pytest.raises(FirDataError, match="type"):
+        load_firs(no_type, types="FIR")
+
+
+def test_european_firs_of_the_world_set_match_the_european_set(
+    shipped: pd.DataFrame, world: pd.DataFrame
+) -> None:
+    """Same 58 ids and vertices; vertex coordinates differ by at most 1.5e-6 degree (the
+    sources round differently), so no European result moves by more than ~0.2 m."""
+    eu = shipped.set_index("fir_id")["geometry"]
+    wd = world.set_index("fir_id")["geometry"].reindex(eu.index)
+    assert wd.notna().all()
+    a = np.asarray(eu.to_numpy(), dtype=object)
+    b = np.asarray(wd.to_numpy(), dtype=object)
+    assert (shapely.get_num_coordinates(a) == shapely.get_num_coordinates(b)).all()
+    assert max(shapely.hausdorff_distance(a, b)) < 1.5e-6
+
+
+def test_fir_set_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLIGHT_FEES_FIR_SET", raising=False)
+    assert default_fir_set().firs_path == WORLD_FIRS_PATH  # the default
+    assert default_fir_set().zones_path == WORLD_ZONES_PATH
+    monkeypatch.setenv("FLIGHT_FEES_FIR_SET", " Europe ")
+    assert default_fir_set().firs_path == EUROPE_FIRS_PATH
+    assert default_fir_set().zones_path == EUROPE_ZONES_PATH
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FirDataWarning)
+        assert len(load_firs()) == 58
+    monkeypatch.setenv("FLIGHT_FEES_FIR_SET", "mars")
+    with pytest.raises(FirDataError, match="unknown FIR set 'mars'"):
+        load_firs()
 
 
 # ---------------------------------------------------------------------------------------------
