@@ -3,11 +3,24 @@
 A charging zone (``zone_id``, upper-case string) groups FIRs billed with one tariff. The zone
 file (YAML, see ``flight_fees/data/charging_zones.yaml``) maps each zone to FIR ids, each
 membership valid from ``valid_from`` (inclusive) until ``valid_to`` (exclusive, optional),
-evaluated on the UTC date of a visit's entry.
+evaluated on the UTC date of a visit's entry. Two optional keys:
+
+- ``class`` (on a FIR listed as a mapping, or on a zone for its plain FIRs): the airspace
+  class of the FIR for ``distance_class`` tariffs (FAA), ``enroute`` (default) or
+  ``oceanic``. Zone visits carry it in their ``airspace_class`` column and are split where
+  it changes.
+- ``charged: false`` (on a zone): the zone is **not charged by this installation** (the
+  bureau bills no tariff there, e.g. Canada in the world zone file). Its visits are computed
+  like the others, then left out of :func:`zone_visits` so they never reach the fee lines
+  (no ``no_tariff`` failure for the flight), but never silently: :func:`zone_visits` warns
+  (:class:`ZoneDataWarning`) with their count per zone, and :func:`split_zone_visits`
+  returns them as a second frame (same columns) for callers that show "visits in uncharged
+  zones". A zone with a tariff must stay charged; a charged zone without tariff still fails
+  the flight with ``no_tariff`` (``flight_fees.lib.fees``).
 
 :func:`zone_visits` turns the crossings frame (one row per FIR visit) into the zone visits
 frame of ``docs/ARCHITECTURE.md``: consecutive, contiguous crossings of one flight in FIRs of
-the same zone merge into one zone visit.
+the same zone and airspace class merge into one zone visit.
 """
 
 from __future__ import annotations
@@ -18,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,6 +40,7 @@ import shapely
 import yaml
 
 from flight_fees.lib.crossings import VISIT_FLOAT_COLUMNS, VISIT_SPAN_COLUMNS
+from flight_fees.lib.tariffs.model import AIRSPACE_CLASSES
 
 __all__ = [
     "DEFAULT_ZONES_PATH",
@@ -34,14 +48,28 @@ __all__ = [
     "ChargingZones",
     "ZoneDataError",
     "ZoneDataWarning",
+    "ZoneVisitSplit",
     "load_charging_zones",
+    "split_zone_visits",
     "zone_visits",
 ]
 
-#: The shipped zone file (zones of the shipped FIR set).
-DEFAULT_ZONES_PATH: Final[Path] = (
-    Path(__file__).resolve().parent.parent / "data" / "charging_zones.yaml"
-)
+
+def _import_default_path() -> Path:
+    from flight_fees.lib.firs import WORLD_ZONES_PATH, FirDataError, default_fir_set
+
+    try:
+        return default_fir_set().zones_path
+    except FirDataError:  # reported when the set is used, not on import
+        return WORLD_ZONES_PATH
+
+
+#: The default zone file at import time: the one of the shipped FIR set selected by
+#: ``FLIGHT_FEES_FIR_SET`` (``flight_fees.lib.firs.default_fir_set``); :func:`load_charging_zones`
+#: resolves the default again on each call.
+DEFAULT_ZONES_PATH: Final[Path] = _import_default_path()
+#: Airspace class of a FIR membership without ``class``.
+DEFAULT_AIRSPACE_CLASS: Final[str] = "enroute"
 
 ZONE_VISIT_COLUMNS: Final[tuple[str, ...]] = (
     "flight_id",
@@ -52,6 +80,7 @@ ZONE_VISIT_COLUMNS: Final[tuple[str, ...]] = (
     "interpolated",
     "departure_in_zone",
     "arrival_in_zone",
+    "airspace_class",
 )
 
 #: Two crossings are contiguous when the second starts at most this long after the first ends.
@@ -79,19 +108,32 @@ class ChargingZones:
 
     Attributes:
         memberships: one row per (zone, FIR, period): ``zone_id, fir_id, valid_from,
-            valid_to`` (``valid_to`` NaT = open-ended; both ``datetime64[ns, UTC]`` midnights).
+            valid_to, airspace_class`` (``valid_to`` NaT = open-ended; both
+            ``datetime64[ns, UTC]`` midnights; ``airspace_class`` ``enroute``/``oceanic``).
         names: zone name by zone id.
         firs: the FIR set (``fir_id, geometry, ...``) the zones refer to.
+        uncharged: ids of the zones flagged ``charged: false`` (not charged by this
+            installation).
     """
 
     memberships: pd.DataFrame
     names: Mapping[str, str]
     firs: pd.DataFrame = field(repr=False)
+    uncharged: frozenset[str] = frozenset()
 
     @property
     def zone_ids(self) -> list[str]:
         """Zone ids, sorted."""
         return sorted(self.names)
+
+    @property
+    def charged_zone_ids(self) -> list[str]:
+        """Ids of the zones charged by this installation, sorted."""
+        return sorted(set(self.names) - self.uncharged)
+
+    def is_charged(self, zone_id: str) -> bool:
+        """False for a zone flagged ``charged: false`` (and for an unknown zone)."""
+        return zone_id in self.names and zone_id not in self.uncharged
 
     def zone_for_fir(self, fir_id: str, on_date: date | datetime | str) -> str | None:
         """The zone of ``fir_id`` on ``on_date`` (UTC date of a datetime), or None."""
@@ -102,12 +144,18 @@ class ChargingZones:
     def zones_for(self, fir_ids: np.ndarray, days_ns: np.ndarray) -> np.ndarray:
         """Vectorised lookup: zone id (object array, None where no zone) of each FIR id at
         each UTC time (epoch ns; only its date matters)."""
+        return self.lookup(fir_ids, days_ns)[0]
+
+    def lookup(self, fir_ids: np.ndarray, days_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised lookup of each FIR id at each UTC time (epoch ns; only its date
+        matters): ``(zone ids, airspace classes)``, object arrays, None where no zone."""
         fir_ids = np.asarray(fir_ids, dtype=object)
         days = np.asarray(days_ns, dtype=np.int64)
         days = days - np.mod(days, 86_400 * 10**9)
         out = np.full(len(fir_ids), None, dtype=object)
+        cls = np.full(len(fir_ids), None, dtype=object)
         if len(fir_ids) == 0:
-            return out
+            return out, cls
         m = self.memberships
         probe = pd.DataFrame({"fir_id": fir_ids, "_row": np.arange(len(fir_ids)), "_day": days})
         joined = probe.merge(
@@ -115,6 +163,7 @@ class ChargingZones:
                 {
                     "fir_id": m["fir_id"].to_numpy(dtype=object),
                     "zone_id": m["zone_id"].to_numpy(dtype=object),
+                    "_class": m["airspace_class"].to_numpy(dtype=object),
                     "_from": _ns(m["valid_from"]),
                     "_to": _ns(m["valid_to"], fill=np.iinfo(np.int64).max),
                 }
@@ -124,8 +173,10 @@ class ChargingZones:
         )
         ok = (joined["_day"] >= joined["_from"]) & (joined["_day"] < joined["_to"])
         joined = joined[ok]
-        out[joined["_row"].to_numpy()] = joined["zone_id"].to_numpy(dtype=object)
-        return out
+        rows = joined["_row"].to_numpy()
+        out[rows] = joined["zone_id"].to_numpy(dtype=object)
+        cls[rows] = joined["_class"].to_numpy(dtype=object)
+        return out, cls
 
     def firs_of_zone(self, zone_id: str, on_date: date | datetime | str) -> list[str]:
         """FIR ids of ``zone_id`` on ``on_date``."""
@@ -145,19 +196,25 @@ def load_charging_zones(
     """Load and validate a charging-zone file against a FIR set.
 
     Args:
-        path: YAML zone file; ``None`` = the shipped :data:`DEFAULT_ZONES_PATH`.
+        path: YAML zone file; ``None`` = the zone file of the shipped FIR set selected by
+            ``FLIGHT_FEES_FIR_SET`` (``flight_fees.lib.firs.default_fir_set``).
         firs: the FIR set the zones refer to; ``None`` = the shipped FIR set
             (``flight_fees.lib.firs.load_firs()``).
 
     Raises:
         ZoneDataError: unreadable / malformed file, zone id not upper-case, duplicate zone,
             unknown FIR id (the message names the zone), bad dates, a FIR in two zones at the
-            same date.
+            same date, ``charged`` not a boolean, unknown airspace ``class``.
 
     Warns:
         ZoneDataWarning: FIRs of the set that belong to no zone.
     """
-    src = DEFAULT_ZONES_PATH if path is None else Path(path)
+    if path is None:
+        from flight_fees.lib.firs import default_fir_set
+
+        src = default_fir_set().zones_path
+    else:
+        src = Path(path)
     try:
         text = src.read_text(encoding="utf-8")
     except OSError as exc:
@@ -176,8 +233,9 @@ def load_charging_zones(
     file_from = _parse_date(doc.get("valid_from"), src, "file", "valid_from")
     file_to = _parse_date(doc.get("valid_to"), src, "file", "valid_to")
     known = set(firs["fir_id"].astype(str))
-    rows: list[tuple[str, str, pd.Timestamp, pd.Timestamp | None]] = []
+    rows: list[tuple[str, str, pd.Timestamp, pd.Timestamp | None, str]] = []
     names: dict[str, str] = {}
+    uncharged: set[str] = set()
     for raw_id, spec in doc["zones"].items():
         zone_id = str(raw_id)
         if not _ZONE_ID_RE.match(zone_id):
@@ -185,6 +243,12 @@ def load_charging_zones(
         if not isinstance(spec, dict) or not isinstance(spec.get("firs"), list) or not spec["firs"]:
             raise ZoneDataError(f"{src}: zone {zone_id} needs a non-empty list 'firs'")
         names[zone_id] = str(spec.get("name") or zone_id)
+        charged = spec.get("charged", True)
+        if not isinstance(charged, bool):
+            raise ZoneDataError(f"{src}: zone {zone_id}: 'charged' must be true or false")
+        if not charged:
+            uncharged.add(zone_id)
+        zone_class = _airspace_class(spec.get("class"), src, zone_id, DEFAULT_AIRSPACE_CLASS)
         zone_from = _parse_date(spec.get("valid_from"), src, zone_id, "valid_from") or file_from
         zone_to = _parse_date(spec.get("valid_to"), src, zone_id, "valid_to") or file_to
         for item in spec["firs"]:
@@ -192,8 +256,10 @@ def load_charging_zones(
                 fir = str(item.get("fir", "")).strip().upper()
                 start = _parse_date(item.get("valid_from"), src, zone_id, "valid_from") or zone_from
                 end = _parse_date(item.get("valid_to"), src, zone_id, "valid_to") or zone_to
+                fir_class = _airspace_class(item.get("class"), src, zone_id, zone_class)
             else:
                 fir, start, end = str(item).strip().upper(), zone_from, zone_to
+                fir_class = zone_class
             if not fir:
                 raise ZoneDataError(f"{src}: zone {zone_id} has an empty FIR id")
             if start is None:
@@ -203,12 +269,14 @@ def load_charging_zones(
                     f"{src}: zone {zone_id}: FIR {fir} valid_to {end.date()} is not after "
                     f"valid_from {start.date()}"
                 )
-            rows.append((zone_id, fir, start, end))
+            rows.append((zone_id, fir, start, end, fir_class))
 
-    memberships = pd.DataFrame(rows, columns=["zone_id", "fir_id", "valid_from", "valid_to"])
+    memberships = pd.DataFrame(
+        rows, columns=["zone_id", "fir_id", "valid_from", "valid_to", "airspace_class"]
+    )
     memberships["valid_from"] = pd.to_datetime(memberships["valid_from"], utc=True)
     memberships["valid_to"] = pd.to_datetime(memberships["valid_to"], utc=True)
-    memberships = memberships.astype({"zone_id": "str", "fir_id": "str"})
+    memberships = memberships.astype({"zone_id": "str", "fir_id": "str", "airspace_class": "str"})
 
     unknown = memberships[~memberships["fir_id"].isin(known)]
     if len(unknown):
@@ -229,7 +297,17 @@ def load_charging_zones(
     memberships = memberships.sort_values(["zone_id", "fir_id", "valid_from"]).reset_index(
         drop=True
     )
-    return ChargingZones(memberships=memberships, names=names, firs=firs)
+    return ChargingZones(
+        memberships=memberships, names=names, firs=firs, uncharged=frozenset(uncharged)
+    )
+
+
+class ZoneVisitSplit(NamedTuple):
+    """Zone visits of charged zones (``visits``, billed) and of zones flagged
+    ``charged: false`` (``uncharged``, same columns, reported only)."""
+
+    visits: pd.DataFrame
+    uncharged: pd.DataFrame
 
 
 def zone_visits(
@@ -238,10 +316,34 @@ def zone_visits(
     *,
     aerodromes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Zone visits (``docs/ARCHITECTURE.md``) from FIR crossings.
+    """Zone visits of the **charged** zones (see :func:`split_zone_visits`).
 
-    Consecutive crossings of one flight (by ``visit_index``) in FIRs of the same zone merge
-    into one zone visit when contiguous (the next entry is at most
+    Visits in zones flagged ``charged: false`` are left out with a :class:`ZoneDataWarning`
+    giving their count per zone; use :func:`split_zone_visits` to get them as a frame.
+    """
+    split = split_zone_visits(crossings, zones, aerodromes=aerodromes)
+    if len(split.uncharged):
+        counts = split.uncharged["zone_id"].value_counts().sort_index()
+        warnings.warn(
+            f"{len(split.uncharged)} visit(s) in zone(s) not charged by this installation left "
+            f"out: {', '.join(f'{z} {n}' for z, n in counts.items())}",
+            ZoneDataWarning,
+            stacklevel=2,
+        )
+    return split.visits
+
+
+def split_zone_visits(
+    crossings: pd.DataFrame,
+    zones: ChargingZones,
+    *,
+    aerodromes: pd.DataFrame | None = None,
+) -> ZoneVisitSplit:
+    """Zone visits (``docs/ARCHITECTURE.md``) from FIR crossings, split into the visits of
+    charged zones and those of zones flagged ``charged: false``.
+
+    Consecutive crossings of one flight (by ``visit_index``) in FIRs of the same zone and the
+    same airspace class merge into one zone visit when contiguous (the next entry is at most
     :data:`CONTIGUITY_TOLERANCE` after the previous exit; a stretch outside every FIR, or a
     crossing without zone, in between keeps them apart). Per zone visit: entry from the first
     crossing, exit from the last, ``distance_km`` = geodesic (WGS84) distance from the first
@@ -256,9 +358,33 @@ def zone_visits(
     departure when the track starts inside it (``starts_inside``), the last as arrival when it
     ends inside it (``ends_inside``); without these columns, False.
 
+    ``airspace_class`` is the FIR membership's class (``enroute`` unless the zone file says
+    ``class: oceanic``); a zone visit is split where it changes (e.g. KZBW -> KZNY in the
+    world zone file gives two ``US`` visits, ``enroute`` then ``oceanic``).
+
+    Visits are built over all zones (so departure / arrival flags and contiguity do not
+    depend on the ``charged`` flag), then split; ``visit_index`` is renumbered ``0..n-1`` per
+    flight within each frame.
+
     Crossings whose FIR has no zone on the visit's date are left out, with a
     :class:`ZoneDataWarning`.
     """
+    frame = _zone_visits(crossings, zones, aerodromes)
+    if not zones.uncharged or len(frame) == 0:
+        return ZoneVisitSplit(frame, _empty_zone_visits())
+    off = frame["zone_id"].isin(sorted(zones.uncharged)).to_numpy(dtype=bool)
+    return ZoneVisitSplit(_renumber(frame[~off]), _renumber(frame[off]))
+
+
+def _renumber(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.reset_index(drop=True)
+    out["visit_index"] = out.groupby("flight_id", sort=False).cumcount().astype(np.int64)
+    return out
+
+
+def _zone_visits(
+    crossings: pd.DataFrame, zones: ChargingZones, aerodromes: pd.DataFrame | None
+) -> pd.DataFrame:
     missing = set(_CROSSING_REQUIRED) - set(crossings.columns)
     if missing:
         raise ValueError(f"crossings frame is missing column(s): {', '.join(sorted(missing))}")
@@ -268,7 +394,7 @@ def zone_visits(
     entry = pd.to_datetime(cr["entry_time"], utc=True)
     exit_ = pd.to_datetime(cr["exit_time"], utc=True)
     entry_ns = _ns(entry)
-    zone = zones.zones_for(cr["fir_id"].to_numpy(dtype=object), entry_ns)
+    zone, aclass = zones.lookup(cr["fir_id"].to_numpy(dtype=object), entry_ns)
     no_zone = pd.isna(zone)
     if no_zone.any():
         firs = sorted(set(cr.loc[no_zone, "fir_id"].astype(str)))
@@ -276,17 +402,19 @@ def zone_visits(
             f"{int(no_zone.sum())} crossing(s) in FIR(s) without charging zone at their date "
             f"left out: {', '.join(firs)}",
             ZoneDataWarning,
-            stacklevel=2,
+            stacklevel=4,
         )
 
     fid = cr["flight_id"].to_numpy(dtype=np.int64)
     vidx = cr["visit_index"].to_numpy(dtype=np.int64)
     exit_ns = _ns(exit_)
     zone_s = np.where(no_zone, "", zone).astype(str)
+    class_s = np.where(no_zone, "", aclass).astype(str)
     same = np.zeros(len(cr), dtype=bool)
     same[1:] = (
         (fid[1:] == fid[:-1])
         & (zone_s[1:] == zone_s[:-1])
+        & (class_s[1:] == class_s[:-1])
         & (vidx[1:] == vidx[:-1] + 1)
         & (entry_ns[1:] - exit_ns[:-1] <= CONTIGUITY_TOLERANCE.value)
     )
@@ -351,6 +479,7 @@ def zone_visits(
             "interpolated": interp,
             "departure_in_zone": dep,
             "arrival_in_zone": arr,
+            "airspace_class": pd.array(class_s[first], dtype="str"),
         }
     )
     return frame[list(ZONE_VISIT_COLUMNS)]
@@ -379,6 +508,18 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
 )
+
+
+def _airspace_class(value: Any, src: Path, zone: str, default: str) -> str:
+    if value is None:
+        return default
+    cls = str(value).strip().lower()
+    if cls not in AIRSPACE_CLASSES:
+        raise ZoneDataError(
+            f"{src}: zone {zone}: unknown airspace class {value!r} "
+            f"(expected {', '.join(AIRSPACE_CLASSES)})"
+        )
+    return cls
 
 
 def _parse_date(value: Any, src: Path, zone: str, what: str) -> pd.Timestamp | None:
@@ -499,5 +640,6 @@ def _empty_zone_visits() -> pd.DataFrame:
             "interpolated": "bool",
             "departure_in_zone": "bool",
             "arrival_in_zone": "bool",
+            "airspace_class": "str",
         }
     )

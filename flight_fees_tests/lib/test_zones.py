@@ -27,12 +27,14 @@ T0 = pd.Timestamp("2024-03-01T12:00:00Z")
 
 @pytest.fixture(scope="module")
 def shipped():  # -> tuple[pd.DataFrame, ChargingZones]
-    from flight_fees.lib.firs import load_firs
+    """The European shipped set (``FLIGHT_FEES_FIR_SET=europe``); world: test_zones_world.py."""
+    from flight_fees.lib.firs import default_fir_set, load_firs
 
+    europe = default_fir_set("europe")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        firs = load_firs()
-        zones = load_charging_zones(firs=firs)
+        firs = load_firs(europe.firs_path)
+        zones = load_charging_zones(europe.zones_path, firs=firs)
     return firs, zones
 
 
