@@ -13,7 +13,10 @@ Rules
   :class:`~flight_fees.lib.money.CategorizedError` is caught: programming errors propagate.
 - **Zones without a tariff** fail the flight with ``no_tariff``: every FIR belongs to a
   charging zone, so a visit of an unknown zone means the tariff file lacks that zone (or has
-  no version on the date) and must not be billed as zero silently.
+  no version on the date) and must not be billed as zero silently. Zones the installation
+  does not charge at all are flagged ``charged: false`` in the zone file: their visits never
+  reach this module (``flight_fees.lib.zones.zone_visits`` leaves them out and reports them,
+  see ``split_zone_visits``), so a flight crossing e.g. Canada is still billed in Europe.
 - **Date**: the tariff version and the FX rate are those of the UTC day of the visit's
   ``entry_time`` (``date_basis="zone_entry"``, the default: a midnight tariff switch applies
   per visit), or of the flight's ``flight_date`` (``date_basis="flight_date"``). A missing
