@@ -77,6 +77,7 @@ _ARRAY_FIELDS: Final[tuple[str, ...]] = (
     "sub",
     "edges",
     "edge_blocks",
+    "edge_owner",
 )
 _SCALAR_FIELDS: Final[tuple[str, ...]] = ("ntx", "x0", "y0", "cell")
 #: In-process cache: key -> index (a few FIR sets at most).
