@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
+
+if TYPE_CHECKING:  # not imported at run time: commands without a database stay light
+    from sqlalchemy import Engine
 
 err_console = Console(stderr=True)
 

@@ -1,206 +1,183 @@
-"""The ``flight-fees`` command line."""
+"""The ``flight-fees`` command line.
+
+Commands are registered **lazily**: this module imports typer and nothing of the project, and
+a command's module (with its dependencies: pandas and shapely for ``crossings``, SQLAlchemy for
+the database commands, Dagster for ``process`` and ``demo``) is imported only when that command
+runs or shows its own ``--help``. ``flight-fees --help`` lists the commands from the one-line
+descriptions of :data:`COMMANDS` without importing any of them.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import importlib
 import sys
-from pathlib import Path
-from typing import Annotated
+from dataclasses import dataclass
+from difflib import get_close_matches
+from typing import Any
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
-from flight_fees.cli.common import err_console, fail, open_engine
-from flight_fees.lib.db.models import PRIORITIES
-from flight_fees.lib.queue import FlightQueue, QueueError, validate_priority
+try:  # typer >= 0.2x vendors its own click: use the same classes as TyperGroup
+    from typer import _click as click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer on the real click
+    import click  # type: ignore[no-redef]
+    from click.exceptions import UsageError  # type: ignore[no-redef,assignment]
 
-console = Console()
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """Where a command lives: ``module.attr`` is a command function, or a ``typer.Typer``
+    sub-application when ``group``; ``help`` is its line in ``flight-fees --help``."""
+
+    module: str
+    attr: str
+    help: str
+    group: bool = False
+
+
+#: Every command, in the order of ``flight-fees --help`` (commands, then command groups). The
+#: ``help`` lines repeat the first line of each command's docstring (a test keeps them equal).
+COMMANDS: dict[str, LazyCommand] = {
+    "enqueue": LazyCommand(
+        "flight_fees.cli.commands", "enqueue", "Queue flights for billing (idempotent)."
+    ),
+    "queue": LazyCommand(
+        "flight_fees.cli.commands",
+        "queue_summary",
+        "Queue summary: counts per status and priority, oldest age, recent errors.",
+    ),
+    "doctor": LazyCommand(
+        "flight_fees.cli.commands",
+        "doctor",
+        "Check the billing database (reachable, migrated) and the track source.",
+    ),
+    "demo": LazyCommand(
+        "flight_fees.cli.demo",
+        "demo_command",
+        "Seed demo data (tracks, FIRs, customers, aircraft, tariffs, FX) and run the pipeline.",
+    ),
+    "process": LazyCommand(
+        "flight_fees.cli.process",
+        "process_command",
+        "Process flights now through Dagster (the run appears in the UI).",
+    ),
+    "tracks": LazyCommand(
+        "flight_fees.cli.tracks",
+        "tracks_command",
+        "Fetch tracks and show, per flight, points, time span, cleaning flags and errors.",
+    ),
+    "crossings": LazyCommand(
+        "flight_fees.cli.crossings",
+        "crossings_command",
+        "Compute the FIR crossings (one row per FIR visit) of every flight in TRACKS.",
+    ),
+    "quote": LazyCommand(
+        "flight_fees.cli.quote",
+        "quote_command",
+        "Quote the route charge of one visit of a charging zone.",
+    ),
+    "serve-intake": LazyCommand(
+        "flight_fees.cli.intake",
+        "serve_intake_command",
+        "Serve POST /flights (HMAC-signed flight ids -> queue) and GET /health.",
+    ),
+    "db": LazyCommand(
+        "flight_fees.cli.commands", "db_app", "The billing database (migrations).", group=True
+    ),
+    "invoice": LazyCommand(
+        "flight_fees.cli.invoice",
+        "invoice_app",
+        "Consolidated invoices: list, show, pay, void, consolidate.",
+        group=True,
+    ),
+    "conflicts": LazyCommand(
+        "flight_fees.cli.conflicts",
+        "conflicts_app",
+        "Attribute conflicts (e.g. two MTOWs for one registration) blocking billing.",
+        group=True,
+    ),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """Import command ``name`` and build its click command (as ``app.command`` /
+    ``app.add_typer`` would have)."""
+    spec = COMMANDS[name]
+    obj: Any = getattr(importlib.import_module(spec.module), spec.attr)
+    if spec.group:
+        command: click.Command = typer.main.get_group(obj)
+    else:
+        holder = typer.Typer(add_completion=False)
+        holder.command(name)(obj)
+        command = typer.main.get_command(holder)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The main group: commands of :data:`COMMANDS` are imported on first use; the command
+    list of ``--help`` is drawn from their static one-line descriptions."""
+
+    _listing: bool = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        eager = super().list_commands(ctx)
+        return [*eager, *(name for name in COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in COMMANDS:
+            return command
+        if self._listing:  # the group's own --help: no import, the static description
+            text = COMMANDS[cmd_name].help
+            return TyperCommand(name=cmd_name, help=text, short_help=text)
+        command = load_command(cmd_name)
+        self.commands[cmd_name] = command
+        return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:  # suggest among the lazy commands too
+            matches = get_close_matches(args[0], list(COMMANDS)) if args else []
+            if matches and "Did you mean" not in exc.message:
+                names = ", ".join(repr(m) for m in matches)
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {names}?"
+            raise
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="flight-fees",
+    cls=LazyGroup,
     help="Bill air-navigation route charges from observed aircraft tracks.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-db_app = typer.Typer(help="The billing database (migrations).", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 
 
-# -- db ------------------------------------------------------------------------------------
-
-
-@db_app.command("upgrade")
-def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-) -> None:
-    """Create or migrate the billing database schema up to REVISION."""
-    from flight_fees.lib.db import current_revision, upgrade
-
-    engine = open_engine()
-    before = current_revision(engine)
-    upgrade(engine, revision)
-    after = current_revision(engine)
-    console.print(f"[DATABASE] {engine.url.render_as_string()}: {before or 'empty'} -> {after}")
-
-
-@db_app.command("downgrade")
-def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")] = "-1",
-) -> None:
-    """Downgrade the billing database schema (by default one step)."""
-    from flight_fees.lib.db import current_revision, downgrade
-
-    engine = open_engine()
-    downgrade(engine, revision)
-    console.print(f"[DATABASE] now at {current_revision(engine) or 'base (empty)'}")
-
-
-@db_app.command("current")
-def db_current() -> None:
-    """Print the current and the latest schema revision."""
-    from flight_fees.lib.db import current_revision, head_revision
-
-    engine = open_engine()
-    console.print(f"current: {current_revision(engine) or 'none'}  head: {head_revision()}")
-
-
-# -- queue ---------------------------------------------------------------------------------
-
-
-@app.command("enqueue")
-def enqueue(
-    flight_ids: Annotated[
-        list[str] | None, typer.Argument(help="Flight ids (positive integers).", show_default=False)
-    ] = None,
-    file: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--file", "-f", help="Text file (one id per line) or CSV with a flight_id column."
-        ),
-    ] = None,
-    priority: Annotated[
-        str, typer.Option(help=f"Queue priority: {', '.join(PRIORITIES)}.")
-    ] = "normal",
-    date: Annotated[
-        str | None, typer.Option("--date", help="UTC day of the flights (YYYY-MM-DD), if known.")
-    ] = None,
-) -> None:
-    """Queue flights for billing (idempotent).
-
-    Invalid ids are reported line by line and the valid ones are queued, one transaction per
-    chunk of 5,000. Exit status 1 if any id was invalid.
-    """
-    from flight_fees.lib.intake_files import parse_flight_ids
-
-    try:
-        validate_priority(priority)
-        flight_date = dt.date.fromisoformat(date) if date else None
-        parsed = parse_flight_ids(flight_ids or [], file or [])
-    except (QueueError, ValueError) as exc:
-        fail(str(exc))
-    for where, message in parsed.invalid:
-        err_console.print(f"[red]invalid[/red] {where}: {message}")
-    if not parsed.ids and not parsed.invalid:
-        fail("no flight ids given (arguments or --file)")
-    queue = FlightQueue(open_engine(migrated=True))
-    with Progress(console=err_console, transient=True, disable=len(parsed.ids) < 20_000) as bar:
-        task = bar.add_task("enqueueing", total=len(parsed.ids))
-        result = queue.enqueue(
-            parsed.ids,
-            priority=priority,
-            flight_date=flight_date,
-            progress=lambda done, _total: bar.update(task, completed=done),
-        )
-    console.print(
-        f"queued {result.added} new flight(s), reset {result.reset} failed/dead, "
-        f"{result.unchanged} already queued"
-        + (f", {parsed.duplicates} duplicate(s) in input" if parsed.duplicates else "")
-        + (f"; {len(parsed.invalid)} invalid" if parsed.invalid else "")
-    )
-    if parsed.invalid:
-        raise typer.Exit(1)
-
-
-@app.command("queue")
-def queue_summary(
-    errors: Annotated[int, typer.Option(help="How many recent errors to list.")] = 10,
-) -> None:
-    """Queue summary: counts per status and priority, oldest age, recent errors."""
-    queue = FlightQueue(open_engine(migrated=True))
-    stats = queue.stats(last_errors=errors)
-    table = Table(title="flight_processing_queue")
-    table.add_column("status")
-    for p in PRIORITIES:
-        table.add_column(p, justify="right")
-    table.add_column("total", justify="right", style="bold")
-    for status in ("queued", "processing", "failed", "dead"):
-        counts = [stats.by_status_priority.get((status, p), 0) for p in PRIORITIES]
-        table.add_row(status, *map(str, counts), str(sum(counts)))
-    console.print(table)
-    age = stats.oldest_queued_age_s()
-    console.print(
-        "oldest queued flight: " + (f"{_format_age(age)} old" if age is not None else "none queued")
-    )
-    if stats.last_errors:
-        err = Table(title="recent errors")
-        for col in ("flight_id", "status", "category", "attempts", "message"):
-            err.add_column(col)
-        for flight_id, status, category, message, attempts in stats.last_errors:
-            err.add_row(
-                str(flight_id), status, category or "", str(attempts), (message or "")[:120]
-            )
-        console.print(err)
-
-
-def _format_age(seconds: float) -> str:
-    minutes, s = divmod(int(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    days, h = divmod(hours, 24)
-    return f"{days}d {h}h" if days else f"{h}h {m}m" if h else f"{m}m {s}s"
-
-
-# -- doctor --------------------------------------------------------------------------------
-
-
-@app.command("doctor")
-def doctor() -> None:
-    """Check the billing database (reachable, migrated) and the track source."""
-    from flight_fees.cli.doctor import run_checks
-
-    checks = run_checks()
-    table = Table(title="flight-fees doctor")
-    for col in ("check", "status", "detail"):
-        table.add_column(col)
-    for check in checks:
-        table.add_row(
-            check.name, "[green]ok[/green]" if check.ok else "[red]FAIL[/red]", check.detail
-        )
-    console.print(table)
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        err_console.print(
-            f"[red]{len(failed)} check(s) failed:[/red] " + "; ".join(c.hint for c in failed)
-        )
-        raise typer.Exit(1)
-
-
-def _register_optional_commands() -> None:
-    """Commands living in their own modules."""
-    from flight_fees.cli import commands
-
-    commands.register(app)
-
-
-_register_optional_commands()
+@app.callback()
+def _root() -> None:
+    """Bill air-navigation route charges from observed aircraft tracks."""
 
 
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from flight_fees.cli.common import err_console
+
         err_console.print("interrupted")
         sys.exit(130)
 
