@@ -53,10 +53,11 @@ def test_reference_assets_materialize_with_metadata(engine, db_url, monkeypatch)
         }
         for event in result.get_asset_materialization_events()
     }
-    assert meta["fir_boundaries"]["firs"] == 58
+    # the shipped default set: world (FLIGHT_FEES_FIR_SET), 270 FIRs, 151 zones
+    assert meta["fir_boundaries"]["firs"] == 270
     assert meta["fir_boundaries"]["overlapping_fir_pairs"] >= 1  # LECB/LFBB in the 2015 data
-    assert meta["charging_zones"]["zones"] == 42
-    assert meta["charging_zones"]["firs_covered"] == 58
+    assert meta["charging_zones"]["zones"] == 151
+    assert meta["charging_zones"]["firs_covered"] == 270
     assert meta["tariffs"]["zones"] >= 45 and "US" not in meta["tariffs"]["zones_with_sample_rates"]
     assert "USD" in meta["fx_rates"]["currencies"]
     assert meta["aircraft_registry"]["icao_types_in_type_table"] >= 100

@@ -32,12 +32,21 @@ def fir_boundaries(reference: ReferenceData) -> dg.MaterializeResult:
             "firs": len(firs),
             "countries": int(firs["country"].nunique()),
             "bounds": f"lon {minx:.1f}..{maxx:.1f}, lat {miny:.1f}..{maxy:.1f}",
-            "source": reference.firs_path or "shipped EUROCONTROL FIRs (2015)",
+            "source": reference.firs_path or _shipped("firs"),
             "overlapping_fir_pairs": len(overlaps),
             "overlaps": md_table(overlaps) if len(overlaps) else "none",
             "preview": md_table(firs[["fir_id", "name", "country"]], limit=60),
         }
     )
+
+
+def _shipped(what: str) -> str:
+    """Label of the shipped file used when no path is configured (``FLIGHT_FEES_FIR_SET``)."""
+    from flight_fees.lib.firs import default_fir_set
+
+    fir_set = default_fir_set()
+    path = fir_set.firs_path if what == "firs" else fir_set.zones_path
+    return f"shipped {fir_set.name} set (FLIGHT_FEES_FIR_SET): {path.name}"
 
 
 def _bounds(firs) -> tuple[float, float, float, float]:  # type: ignore[no-untyped-def]
@@ -62,12 +71,14 @@ def charging_zones(reference: ReferenceData) -> dg.MaterializeResult:
         .reset_index(name="firs")
     )
     per_zone["name"] = per_zone["zone_id"].map(zones.names)
+    per_zone["charged"] = ~per_zone["zone_id"].isin(sorted(zones.uncharged))
     return dg.MaterializeResult(
         metadata={
             "zones": int(per_zone.shape[0]),
+            "uncharged_zones": len(zones.uncharged),
             "firs_covered": int(members["fir_id"].nunique()),
-            "source": reference.charging_zones_path or "shipped charging_zones.yaml",
-            "preview": md_table(per_zone[["zone_id", "name", "firs"]], limit=80),
+            "source": reference.charging_zones_path or _shipped("zones"),
+            "preview": md_table(per_zone[["zone_id", "name", "charged", "firs"]], limit=200),
         }
     )
 
