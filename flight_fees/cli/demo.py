@@ -168,6 +168,9 @@ def _print_summary(engine: Engine, billed: int, failed: int) -> None:
 
     with engine.connect() as conn:
         amounts = conn.execute(select(FeeLine.billing_currency, FeeLine.billing_amount)).all()
+        local = conn.execute(
+            select(FeeLine.zone_id, FeeLine.local_currency, FeeLine.local_amount)
+        ).all()
         n_failed = conn.execute(
             select(Flight.flight_id, Flight.error_category, Flight.last_error).where(
                 Flight.status != "billed"
@@ -197,6 +200,19 @@ def _print_summary(engine: Engine, billed: int, failed: int) -> None:
     console.print(f"flights billed: {billed}   failed: {failed}   fee lines: {len(amounts)}")
     for ccy, (count, total) in sorted(totals.items()):
         console.print(f"  fee lines in {ccy}: {count}, total {total:,.2f} {ccy}")
+    # per charging zone, in the zone's own currency (US, VTBB, HCSM come from the tracks)
+    per_zone: dict[tuple[str, str], tuple[int, Decimal]] = {}
+    for zone, ccy, amount in local:
+        count, total = per_zone.get((zone, ccy), (0, Decimal(0)))
+        per_zone[(zone, ccy)] = (count + 1, total + Decimal(str(amount)))
+    console.print(
+        "  per zone (local currency): "
+        + ", ".join(
+            f"{zone} {count} ({total:,.2f} {ccy})"
+            for (zone, ccy), (count, total) in sorted(per_zone.items())
+        ),
+        soft_wrap=False,
+    )
     for fid, cat, msg in n_failed[:10]:
         console.print(f"  failed flight {fid}: {cat}: {msg}")
     table = Table(title=f"{len(invoices)} invoice(s)")

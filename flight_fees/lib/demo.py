@@ -188,6 +188,12 @@ _BASE_FLEET: tuple[_BaseAircraft, ...] = (
     _BaseAircraft("CS-TQC", "A320", "SMA", ("LPPT", "GCTS", "LPPR")),
     _BaseAircraft("D-AIRZ", "A320", "LHV", ("EDDM", "EPWA", "LHBP", "LOWW")),
     _BaseAircraft("EI-FXD", "A320", "ARW", ("EIDW", "LEBL", "LSZH")),
+    # long haul beyond Europe, billed from the tracks: Liege -> Mexico City overflies the
+    # United States (FAA en-route and New York oceanic), Frankfurt -> Bangkok lands in the
+    # Bangkok FIR (VTBB), Dubai -> Johannesburg crosses the Mogadishu FIR (HCSM) twice
+    _BaseAircraft("N789EF", "B77L", "NSC", ("EBLG", "MMMX")),
+    _BaseAircraft("D-AXLB", "A359", "LHV", ("EDDF", "VTBS")),
+    _BaseAircraft("N246GH", "B77L", "NSC", ("EBLG", "OMDB", "FAOR")),
 )
 
 #: ICAO 24-bit address blocks (inclusive) per registration prefix
