@@ -1,34 +1,57 @@
 #!/usr/bin/env python
-"""Benchmark of the FIR crossing engine against two naive baselines, from one run.
+"""Benchmark of the FIR crossing engine against two naive baselines, on three cases, from one run.
 
-Synthetic traffic over the shipped FIR set: ``--flights`` flights (default 10,000) starting at
-random positions inside the FIRs, flying a geodesic on a random heading at 200-250 m/s for
-1-3 h, sampled every 5 s (about 1,440 positions per flight), 10 % of them with a 15-minute
-coverage gap. Printed:
+Cases (``--cases``, default all three):
 
-- engine (``flight_fees.lib.crossings.compute_crossings``) on **all** flights: points/s,
-  flights/s, FIR-index build time, peak RSS;
+- **synthetic**: ``--flights`` flights (default 10,000) over the 58 European FIRs, starting at
+  random positions inside the FIRs, flying a geodesic on a random heading at 200-250 m/s for
+  1-3 h, sampled every 5 s (about 1,420 positions per flight), 10 % with a 15-minute gap;
+- **real**: the real ADS-B sample ``flight_fees_tests/data/adsb/switzerland_sample.parquet``
+  (622 flights over Switzerland, 10 s sampling) replicated ``--real-copies`` times (default 36:
+  about 2.5 M positions) with new flight ids and per-flight time shifts of up to +-10 min, over
+  the shipped default FIR set (world, 270 FIRs);
+- **world**: ``--world-flights`` great-circle flights (default 3,000) over the world FIR set:
+  origin inside a FIR, random heading, 1-8 h at 220-260 m/s sampled every 10 s, 10 % with a
+  15-minute gap (antimeridian and polar-ish routes included).
+
+Per case, printed side by side:
+
+- engine (``flight_fees.lib.crossings.compute_crossings``) on **all** flights, with the FIR
+  index from the on-disk cache (``flight_fees.lib.fir_index_store``): build time (cold) and
+  load time (warm) of the index;
 - baseline (a), a geopandas ``sjoin`` point-in-polygon of every position, followed by
-  transition detection (pandas), on a subsample (``--sjoin-flights``, default 1,000);
+  transition detection (pandas), on a subsample (``--sjoin-flights``), compared per point;
 - baseline (b), per flight and per FIR whose bounding box meets the track, the shapely
   ``LineString.intersection(polygon)`` that trajectory libraries such as ``traffic`` use to
   clip airspaces (track as LineString Z with z = time, so GEOS interpolates entry / exit
-  times; plus the entry -> exit geodesic distance), on a subsample (``--clip-flights``,
-  default 200);
-- the speed-up ratios (per point for (a), per flight for (b)) and the process's peak RSS.
+  times; plus the entry -> exit geodesic distance), on a subsample (``--clip-flights``),
+  compared per flight;
+- the whole process: ``flight-fees crossings`` run as a subprocess on a Parquet file of the
+  case (imports, FIR loading, index, engine, output; **FIR caches warm**), against a naive
+  geopandas script (read FIR file + tracks, ``sjoin``, transitions, write) run as a
+  subprocess, both including their imports and FIR loading. Where the naive script runs on a
+  subsample of the flights (``--process-sjoin-points``, default 3 M positions), its time is
+  extrapolated as fixed cost (its run on a 2-flight file) + per-point cost x positions:
+  labelled "extrapolated".
 
-Figures are printed, never asserted. ``python benchmarks/bench_crossings.py --flights 35000``
-checks the memory goal (a day of traffic under 4 GiB RSS).
+Finally the engine's peak RSS on 35,000 synthetic flights (``--memory-flights``, a child
+process). Figures are printed, never asserted. Goals: engine >= 30x (a) and >= 100x (b) on
+every case; whole process >= 15x the sjoin script on the real case; < 4 GiB RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
+import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +59,18 @@ import pandas as pd
 import pyproj
 import shapely
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
+from flight_fees.lib import fir_index_store  # noqa: E402
 from flight_fees.lib.crossings import build_fir_index, compute_crossings  # noqa: E402
 from flight_fees.lib.firs import load_firs  # noqa: E402
+
+FIRS_DIR = ROOT / "flight_fees" / "data" / "firs"
+EUROPE_FIRS = FIRS_DIR / "eurocontrol_firs_2015.geojson"
+WORLD_FIRS = FIRS_DIR / "eurocontrol_ead_world_firuir_2015.geojson"
+REAL_SAMPLE = ROOT / "flight_fees_tests" / "data" / "adsb" / "switzerland_sample.parquet"
+FLIGHT_FEES = Path(sys.executable).with_name("flight-fees")
 
 STEP_S = 5
 GAP_S = 900
@@ -82,8 +113,18 @@ def phase_peak_rss_mib(reset_ok: bool) -> float:
     return _proc_status_mib("VmHWM") if reset_ok else peak_rss_mib()
 
 
-def generate_tracks(n_flights: int, seed: int, firs: pd.DataFrame) -> pd.DataFrame:
-    """Synthetic tracks (flight_id, ts, lat, lon), sorted, built block-wise to bound memory."""
+def generate_tracks(
+    n_flights: int,
+    seed: int,
+    firs: pd.DataFrame,
+    *,
+    step_s: int = STEP_S,
+    hours: tuple[float, float] = (1.0, 3.0),
+    speed_ms: tuple[float, float] = (200.0, 250.0),
+) -> pd.DataFrame:
+    """Synthetic tracks (flight_id, ts, lat, lon), sorted, built block-wise to bound memory:
+    geodesics from a random position inside a FIR on a random heading, ``hours`` long at
+    ``speed_ms``, one position every ``step_s`` seconds, 10 % with a 15-minute gap."""
     rng = np.random.default_rng(seed)
     index = build_fir_index(firs)
     bounds = shapely.bounds(np.asarray(firs["geometry"].to_numpy(), dtype=object))
@@ -99,13 +140,15 @@ def generate_tracks(n_flights: int, seed: int, firs: pd.DataFrame) -> pd.DataFra
         olon, olat = np.r_[olon, x[inside]], np.r_[olat, y[inside]]
     olon, olat = olon[:n_flights], olat[:n_flights]
     heading = rng.uniform(0.0, 360.0, n_flights)
-    speed = rng.uniform(200.0, 250.0, n_flights)
-    npts = (rng.uniform(3600.0, 3 * 3600.0, n_flights) // STEP_S).astype(np.int64) + 1
+    speed = rng.uniform(speed_ms[0], speed_ms[1], n_flights)
+    npts = (rng.uniform(hours[0] * 3600.0, hours[1] * 3600.0, n_flights) // step_s).astype(
+        np.int64
+    ) + 1
     dep = T0_NS + rng.integers(0, 86_400, n_flights) * 1_000_000_000
     has_gap = rng.random(n_flights) < 0.10
     gap_at = (rng.uniform(0.2, 0.7, n_flights) * npts).astype(np.int64)
 
-    gap_len = np.where(has_gap, np.minimum(gap_at + GAP_S // STEP_S, npts) - gap_at, 0)
+    gap_len = np.where(has_gap, np.minimum(gap_at + GAP_S // step_s, npts) - gap_at, 0)
     kept = npts - gap_len
     total = int(kept.sum())
     # final arrays allocated once and filled block by block (peak memory ~ the data itself)
@@ -121,12 +164,12 @@ def generate_tracks(n_flights: int, seed: int, firs: pd.DataFrame) -> pd.DataFra
         b = min(a + block, n_flights)
         f = np.repeat(np.arange(a, b), npts[a:b])
         k = np.arange(offs[b] - offs[a]) - np.repeat(offs[a:b] - offs[a], npts[a:b])
-        keep = ~(has_gap[f] & (k >= gap_at[f]) & (k < gap_at[f] + GAP_S // STEP_S))
+        keep = ~(has_gap[f] & (k >= gap_at[f]) & (k < gap_at[f] + GAP_S // step_s))
         f, k = f[keep], k[keep]
-        x, y, _ = geod.fwd(olon[f], olat[f], heading[f], speed[f] * k * STEP_S)
+        x, y, _ = geod.fwd(olon[f], olat[f], heading[f], speed[f] * k * step_s)
         sl = slice(out_offs[a], out_offs[b])
         fid[sl] = f + 1
-        ts[sl] = dep[f] + k * STEP_S * 1_000_000_000
+        ts[sl] = dep[f] + k * step_s * 1_000_000_000
         lat[sl] = y
         lon[sl] = x
     times = pd.DatetimeIndex(ts.view("datetime64[ns]"), tz="UTC")
@@ -179,80 +222,330 @@ def baseline_clip(tracks: pd.DataFrame, firs: pd.DataFrame) -> tuple[float, int]
     return time.perf_counter() - t0, n_parts
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--flights", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=20240601)
-    parser.add_argument("--sjoin-flights", type=int, default=1_000)
-    parser.add_argument("--clip-flights", type=int, default=200)
-    parser.add_argument("--no-baselines", action="store_true", help="engine only (memory run)")
-    args = parser.parse_args(argv)
-    warnings.simplefilter("ignore")
-
-    firs = load_firs()
-    t0 = time.perf_counter()
-    tracks = generate_tracks(args.flights, args.seed, firs)
-    t_gen = time.perf_counter() - t0
-    n_pts = len(tracks)
-    gc.collect()
-    rss_data = current_rss_mib()
-    print(
-        f"synthetic tracks: {args.flights:,} flights, {n_pts:,} positions "
-        f"({n_pts / args.flights:,.0f}/flight, 5 s sampling), generated in {t_gen:.1f} s; "
-        f"RSS with the data loaded: {rss_data:,.0f} MiB"
+def replicate_real(sample: pd.DataFrame, copies: int, seed: int) -> pd.DataFrame:
+    """The real sample ``copies`` times: new flight ids, each flight shifted by up to +-10 min."""
+    rng = np.random.default_rng(seed)
+    base = sample[["flight_id", "ts", "lat", "lon"]].sort_values(["flight_id", "ts"])
+    fid = base["flight_id"].to_numpy(np.int64)
+    ts = base["ts"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    ids, first = np.unique(fid, return_inverse=True)
+    stride = int(ids.max()) + 1
+    parts_fid, parts_ts = [], []
+    for c in range(copies):
+        shift = rng.integers(-600, 601, ids.size) * 1_000_000_000
+        parts_fid.append(fid + c * stride)
+        parts_ts.append(ts + shift[first])
+    n = copies
+    times = pd.DatetimeIndex(np.concatenate(parts_ts).view("datetime64[ns]"), tz="UTC")
+    return pd.DataFrame(
+        {
+            "flight_id": np.concatenate(parts_fid),
+            "ts": times,
+            "lat": np.tile(base["lat"].to_numpy(), n),
+            "lon": np.tile(base["lon"].to_numpy(), n),
+        },
+        copy=False,
     )
 
+
+#: The naive whole-process baseline: what one writes with geopandas in a few lines.
+SJOIN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import geopandas as gpd
+    import pandas as pd
+
+    fir_path, src, out = sys.argv[1:4]
+    firs = gpd.read_file(fir_path)
+    cols = {c.lower(): c for c in firs.columns}
+    if "type" in cols:  # world file: the lateral FIR layer only
+        firs = firs[firs[cols["type"]].astype(str).str.upper() == "FIR"]
+    firs = firs.rename(columns={cols["ident"]: "fir_id"})[["fir_id", "geometry"]]
+    tracks = pd.read_parquet(src, columns=["flight_id", "ts", "lat", "lon"])
+    pts = gpd.GeoDataFrame(
+        tracks[["flight_id", "ts"]],
+        geometry=gpd.points_from_xy(tracks["lon"], tracks["lat"]),
+        crs=4326,
+    )
+    joined = gpd.sjoin(pts, firs.to_crs(4326), how="left", predicate="within")
+    joined = joined[~joined.index.duplicated(keep="first")].sort_values(["flight_id", "ts"])
+    fir = joined["fir_id"].fillna("")
+    new = (fir != fir.shift()) | (joined["flight_id"] != joined["flight_id"].shift())
+    visits = joined.loc[new & (fir != ""), ["flight_id", "fir_id", "ts"]]
+    pd.DataFrame(visits).to_parquet(out, index=False)
+    print(len(visits))
+    """
+)
+
+
+def run_timed(cmd: list[str], env: dict[str, str]) -> float:
+    """Wall time of a subprocess (it must succeed)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+@dataclass
+class CaseResult:
+    name: str
+    flights: int
+    points: int
+    fir_set: str
+    t_build: float
+    t_load: float
+    t_engine: float
+    visits: int
+    pps_a: float
+    sub_a: str
+    fps_b: float
+    sub_b: str
+    t_cli: float
+    t_cli_fixed_cold: float
+    t_cli_fixed_warm: float
+    t_script: float
+    script_note: str
+    t_script_fixed: float
+
+    @property
+    def pps(self) -> float:
+        return self.points / self.t_engine
+
+    @property
+    def fps(self) -> float:
+        return self.flights / self.t_engine
+
+
+def run_case(
+    name: str,
+    tracks: pd.DataFrame,
+    fir_path: Path,
+    args: argparse.Namespace,
+    workdir: Path,
+    env: dict[str, str],
+) -> CaseResult:
+    """Engine, baselines (a) and (b), and the whole-process comparison on one case."""
     import flight_fees.lib.crossings as engine_mod
 
+    n_pts = len(tracks)
+    ids = tracks["flight_id"].drop_duplicates()
+    n_flights = len(ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        firs = load_firs(fir_path)
+    fir_set = f"{fir_path.name} ({len(firs)} FIRs)"
+    print(f"\n=== {name}: {n_flights:,} flights, {n_pts:,} positions, FIRs {fir_set}")
+
+    # FIR index: cold build (empty cache directory), then the load of the stored index
+    index_dir = workdir / f"index_{name}"
     engine_mod._INDEX_CACHE.clear()
+    fir_index_store.clear_memory_cache()
     t0 = time.perf_counter()
+    fir_index_store.cached_fir_index(firs, cache_dir=index_dir)
+    t_build = time.perf_counter() - t0
+    engine_mod._INDEX_CACHE.clear()
+    fir_index_store.clear_memory_cache()
+    t0 = time.perf_counter()
+    index = fir_index_store.cached_fir_index(firs, cache_dir=index_dir)
+    t_load = time.perf_counter() - t0
+
+    gc.collect()
+    t0 = time.perf_counter()
+    result = compute_crossings(tracks, index)
+    t_engine = time.perf_counter() - t0
+    visits = len(result)
+    del result
+    print(
+        f"engine: {visits:,} visits in {t_engine:.2f} s: {n_pts / t_engine:,.0f} points/s, "
+        f"{n_flights / t_engine:,.0f} flights/s (FIR index: build {t_build:.2f} s once, "
+        f"load from the cache {t_load:.3f} s)"
+    )
+
+    k_a = min(args.sjoin_flights, n_flights)
+    sub = tracks[tracks["flight_id"].isin(ids.iloc[:k_a])]
+    t_a, visits_a = baseline_sjoin(sub, firs)
+    pps_a = len(sub) / t_a
+    sub_a = f"{k_a:,} flights, {len(sub):,} positions"
+    print(f"(a) sjoin on {sub_a}: {t_a:.2f} s, {pps_a:,.0f} points/s ({visits_a:,} visits)")
+    del sub
+    k_b = min(args.clip_flights, n_flights)
+    sub = tracks[tracks["flight_id"].isin(ids.iloc[:k_b])]
+    t_b, parts_b = baseline_clip(sub, firs)
+    fps_b = k_b / t_b
+    sub_b = f"{k_b:,} flights"
+    print(f"(b) clipping on {sub_b}: {t_b:.2f} s, {fps_b:,.1f} flights/s ({parts_b:,} parts)")
+    del sub
+
+    # whole process, both as subprocesses on a Parquet file of the case
+    src = workdir / f"{name}.parquet"
+    tracks.to_parquet(src, index=False)
+    tiny = workdir / f"{name}_tiny.parquet"
+    tracks[tracks["flight_id"].isin(ids.iloc[:2])].to_parquet(tiny, index=False)
+    cli_env = dict(env, FLIGHT_FEES_CACHE_DIR=str(workdir / f"cli_cache_{name}"))
+    cli = [str(FLIGHT_FEES), "crossings", "--firs", str(fir_path), "--no-progress", "-o"]
+    t_fixed_cold = run_timed([*cli, str(workdir / "o.parquet"), str(tiny)], cli_env)
+    t_fixed_warm = run_timed([*cli, str(workdir / "o.parquet"), str(tiny)], cli_env)
+    t_cli = run_timed([*cli, str(workdir / "o.parquet"), str(src)], cli_env)
+    script = workdir / "naive_sjoin.py"
+    script.write_text(SJOIN_SCRIPT)
+    naive = [sys.executable, str(script), str(fir_path)]
+    t_script_fixed = run_timed([*naive, str(tiny), str(workdir / "n.parquet")], env)
+    # the naive script on as many whole flights as fit in --process-sjoin-points positions
+    sizes = tracks.groupby("flight_id", sort=False).size().reindex(ids.to_numpy()).to_numpy()
+    limit = args.process_sjoin_points
+    k_p = (
+        n_flights if limit <= 0 else max(int(np.searchsorted(np.cumsum(sizes), limit, "right")), 1)
+    )
+    if k_p >= n_flights:
+        t_script = run_timed([*naive, str(src), str(workdir / "n.parquet")], env)
+        note = "measured on all flights"
+    else:
+        part = tracks[tracks["flight_id"].isin(ids.iloc[:k_p])]
+        part_src = workdir / f"{name}_part.parquet"
+        part.to_parquet(part_src, index=False)
+        t_part = run_timed([*naive, str(part_src), str(workdir / "n.parquet")], env)
+        per_point = max(t_part - t_script_fixed, 1e-9) / len(part)
+        t_script = t_script_fixed + per_point * n_pts
+        note = (
+            f"EXTRAPOLATED: {t_part:.1f} s on {k_p:,} flights ({len(part):,} positions) = "
+            f"{t_script_fixed:.1f} s fixed + per point x {n_pts:,}"
+        )
+        del part
+    print(
+        f"process: flight-fees crossings {t_cli:.2f} s (warm FIR caches; its fixed cost, on "
+        f"a 2-flight file: {t_fixed_warm:.2f} s warm, {t_fixed_cold:.2f} s with cold caches); "
+        f"naive sjoin script {t_script:.2f} s ({note}; fixed cost {t_script_fixed:.2f} s)"
+    )
+    for path in workdir.glob(f"{name}*.parquet"):
+        path.unlink()
+    return CaseResult(
+        name, n_flights, n_pts, fir_set, t_build, t_load, t_engine, visits, pps_a, sub_a,
+        fps_b, sub_b, t_cli, t_fixed_cold, t_fixed_warm, t_script, note, t_script_fixed,
+    )  # fmt: skip
+
+
+def print_summary(results: list[CaseResult]) -> None:
+    print("\n=== summary (goals: engine >= 30x (a), >= 100x (b); process >= 15x on real)")
+    head = (
+        f"{'case':<10} {'flights':>8} {'positions':>11} {'engine s':>9} {'Mpts/s':>7} "
+        f"{'vs (a)':>7} {'vs (b)':>7} {'CLI s':>7} {'script s':>9} {'process':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(
+            f"{r.name:<10} {r.flights:>8,} {r.points:>11,} {r.t_engine:>9.2f} "
+            f"{r.pps / 1e6:>7.1f} {r.pps / r.pps_a:>6.0f}x {r.fps / r.fps_b:>6.0f}x "
+            f"{r.t_cli:>7.2f} {r.t_script:>9.2f} {r.t_script / r.t_cli:>7.1f}x"
+            + ("*" if r.script_note.startswith("EXTRAPOLATED") else "")
+        )
+    print(
+        "vs (a): per point, engine vs geopandas sjoin; vs (b): per flight, engine vs per-flight "
+        "LineString clipping; process: naive sjoin script wall time / flight-fees crossings "
+        "wall time (subprocesses, imports and FIR loading included, FIR caches of the CLI "
+        "warm); * = script time extrapolated from a subsample (see above)."
+    )
+    for r in results:
+        print(
+            f"{r.name}: FIR index build {r.t_build:.2f} s, load from cache {r.t_load:.3f} s "
+            f"({r.t_build / r.t_load:,.0f}x); CLI fixed cost cold {r.t_cli_fixed_cold:.2f} s, "
+            f"warm {r.t_cli_fixed_warm:.2f} s; baselines on {r.sub_a} (a), {r.sub_b} (b)"
+        )
+
+
+def memory_run(n_flights: int, seed: int) -> int:
+    """Engine peak RSS on ``n_flights`` synthetic flights (run in a child process)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        firs = load_firs(EUROPE_FIRS)
+    tracks = generate_tracks(n_flights, seed, firs)
+    gc.collect()
+    rss_data = current_rss_mib()
     index = build_fir_index(firs)
-    t_index = time.perf_counter() - t0
     gc.collect()
     reset_ok = reset_peak_rss()
     t0 = time.perf_counter()
     result = compute_crossings(tracks, index)
     t_engine = time.perf_counter() - t0
-    rss_engine = phase_peak_rss_mib(reset_ok)
-    eng_pps = n_pts / t_engine
-    eng_fps = args.flights / t_engine
+    rss = phase_peak_rss_mib(reset_ok)
     print(
-        f"engine: {len(result):,} FIR visits in {t_engine:.2f} s "
-        f"(+ FIR index build {t_index:.2f} s, cached across calls): "
-        f"{eng_pps:,.0f} points/s, {eng_fps:,.0f} flights/s; "
-        f"peak RSS during the engine call {rss_engine:,.0f} MiB "
-        f"(data alone {rss_data:,.0f} MiB{'' if reset_ok else '; process peak: no VmHWM reset'})"
+        f"memory: {n_flights:,} synthetic flights, {len(tracks):,} positions, {len(result):,} "
+        f"visits in {t_engine:.2f} s ({len(tracks) / t_engine:,.0f} points/s); peak RSS during "
+        f"the engine call {rss:,.0f} MiB (data alone {rss_data:,.0f} MiB; goal < 4,096 MiB)"
+        f"{'' if reset_ok else ' [process peak: no VmHWM reset]'}; whole child process "
+        f"{peak_rss_mib():,.0f} MiB"
     )
-    if args.no_baselines:
-        print(f"peak RSS of the whole run (getrusage, incl. generation): {peak_rss_mib():,.0f} MiB")
-        return 0
-    del result
-    ids = tracks["flight_id"].drop_duplicates()
+    return 0
 
-    sub_a = tracks[tracks["flight_id"].isin(ids.iloc[: args.sjoin_flights])]
-    t_a, visits_a = baseline_sjoin(sub_a, firs)
-    pps_a = len(sub_a) / t_a
-    print(
-        f"baseline (a) geopandas sjoin + transitions on {args.sjoin_flights:,} flights "
-        f"({len(sub_a):,} positions): {t_a:.2f} s, {pps_a:,.0f} points/s "
-        f"({visits_a:,} visits, boundary points not refined)"
-    )
 
-    sub_b = tracks[tracks["flight_id"].isin(ids.iloc[: args.clip_flights])]
-    t_b, parts_b = baseline_clip(sub_b, firs)
-    fps_b = args.clip_flights / t_b
-    print(
-        f"baseline (b) per-flight/per-FIR LineString.intersection on {args.clip_flights:,} "
-        f"flights: {t_b:.2f} s, {fps_b:,.1f} flights/s ({parts_b:,} clipped parts; times from "
-        "the z = time coordinate, geodesic entry-exit distance)"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="synthetic,real,world")
+    parser.add_argument("--flights", type=int, default=10_000, help="synthetic case")
+    parser.add_argument("--real-copies", type=int, default=36, help="real case replication")
+    parser.add_argument("--world-flights", type=int, default=3_000, help="world case")
+    parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--sjoin-flights", type=int, default=1_000)
+    parser.add_argument("--clip-flights", type=int, default=200)
+    parser.add_argument(
+        "--process-sjoin-points",
+        type=int,
+        default=3_000_000,
+        help="positions the naive sjoin script runs on (whole flights; 0 = all); a larger "
+        "case is extrapolated from them",
     )
+    parser.add_argument("--memory-flights", type=int, default=35_000, help="0 = skip")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    if args.memory_only:
+        return memory_run(args.memory_flights, args.seed)
 
-    print(f"speed-up vs (a), per point:  {eng_pps / pps_a:,.0f}x (goal >= 30x)")
-    print(f"speed-up vs (b), per flight: {eng_fps / fps_b:,.0f}x (goal >= 100x)")
-    print(
-        f"peak RSS: engine phase {rss_engine:,.0f} MiB (goal < 4,096 MiB for 35,000 flights); "
-        f"whole run (getrusage, incl. data generation and baselines) {peak_rss_mib():,.0f} MiB"
-    )
+    print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
+    results: list[CaseResult] = []
+    with tempfile.TemporaryDirectory(prefix="bench_crossings_") as tmp:
+        workdir = Path(tmp)
+        env = dict(os.environ, FLIGHT_FEES_HOME=str(workdir / "home"))
+        for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
+            if case == "synthetic":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    firs = load_firs(EUROPE_FIRS)
+                tracks = generate_tracks(args.flights, args.seed, firs)
+                results.append(run_case("synthetic", tracks, EUROPE_FIRS, args, workdir, env))
+            elif case == "real":
+                if not REAL_SAMPLE.exists():
+                    print(f"\n=== real: skipped, {REAL_SAMPLE} is missing")
+                    continue
+                sample = pd.read_parquet(REAL_SAMPLE)
+                tracks = replicate_real(sample, args.real_copies, args.seed)
+                results.append(run_case("real", tracks, WORLD_FIRS, args, workdir, env))
+            elif case == "world":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    firs = load_firs(WORLD_FIRS)
+                tracks = generate_tracks(
+                    args.world_flights,
+                    args.seed + 1,
+                    firs,
+                    step_s=10,
+                    hours=(1.0, 8.0),
+                    speed_ms=(220.0, 260.0),
+                )
+                results.append(run_case("world", tracks, WORLD_FIRS, args, workdir, env))
+            else:
+                parser.error(f"unknown case {case!r}")
+            del tracks
+            gc.collect()
+    if results:
+        print_summary(results)
+    if args.memory_flights > 0:
+        print()
+        cmd = [sys.executable, __file__, "--memory-only", "--memory-flights"]
+        subprocess.run([*cmd, str(args.memory_flights), "--seed", str(args.seed)], check=True)
+    print(f"load average at the end: {Path('/proc/loadavg').read_text().strip()}")
     return 0
 
 
