@@ -284,7 +284,14 @@ def load_charging_zones(
             f"zone {z}: {', '.join(sorted(set(g['fir_id'])))}"
             for z, g in unknown.groupby("zone_id", sort=True)
         )
-        raise ZoneDataError(f"{src}: unknown FIR id(s) (not in the FIR set): {detail}")
+        hint = (
+            " (the default zone file of the shipped FIR set selected by FLIGHT_FEES_FIR_SET was "
+            "used with another FIR set: pass the zone file of your FIR set, or select the "
+            "matching shipped set)"
+            if path is None
+            else ""
+        )
+        raise ZoneDataError(f"{src}: unknown FIR id(s) (not in the FIR set): {detail}{hint}")
     _check_no_overlap(memberships, src)
     orphans = sorted(known - set(memberships["fir_id"]))
     if orphans:

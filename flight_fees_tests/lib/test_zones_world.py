@@ -220,3 +220,15 @@ def test_everything_charged_gives_an_empty_uncharged_frame() -> None:
     assert len(split.visits) == 1 and split.uncharged.empty
     assert list(split.uncharged.columns) == list(ZONE_VISIT_COLUMNS)
     assert split.visits["airspace_class"].tolist() == ["enroute"]
+
+
+def test_default_zone_file_with_another_fir_set_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLIGHT_FEES_FIR_SET", "world")
+    with pytest.raises(ZoneDataError, match="FLIGHT_FEES_FIR_SET"):
+        load_charging_zones(firs=five_firs())
+    monkeypatch.setenv("FLIGHT_FEES_FIR_SET", "europe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FirDataWarning)
+        zones = load_charging_zones()  # the European zone file with the European FIRs
+    assert len(zones.zone_ids) == 42 and not zones.uncharged
+    assert (zones.memberships["airspace_class"] == "enroute").all()
