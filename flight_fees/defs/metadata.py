@@ -50,3 +50,16 @@ def merge_metadata(crossings: pd.DataFrame, *, limit: int = 50) -> dict[str, Any
         if len(table)
         else "no excursion merged",
     }
+
+
+def uncharged_metadata(uncharged: pd.DataFrame | None) -> dict[str, Any]:
+    """Asset metadata of the zone visits in zones not charged by this installation."""
+    if uncharged is None or len(uncharged) == 0:
+        return {"uncharged_zone_visits": 0}
+    per_zone = uncharged.groupby("zone_id").size().sort_values(ascending=False)
+    return {
+        "uncharged_zone_visits": len(uncharged),
+        "uncharged_zone_visits_per_zone": dg.MetadataValue.json(
+            {str(k): int(v) for k, v in per_zone.items()}
+        ),
+    }

@@ -107,21 +107,27 @@ class ReferenceData(dg.ConfigurableResource):
         return self._cache[key]
 
     def firs(self) -> Any:
-        """The FIR set. Overlaps are reported by the ``fir_boundaries`` asset, not warned
-        about on every run."""
+        """The FIR set. What the loader warns about (overlaps, repaired polygons, dissolved
+        ids) is kept in :meth:`fir_warnings` and shown by the ``fir_boundaries`` asset, not
+        printed by every run."""
         from flight_fees.lib.firs import FirDataWarning, load_firs
 
         def load() -> Any:
-            with warnings.catch_warnings():
-                warnings.filterwarnings(
-                    "ignore", message=".*overlapping FIRs", category=FirDataWarning
-                )
-                return load_firs(
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", FirDataWarning)
+                firs = load_firs(
                     self.firs_path,
                     id_property=self.fir_id_property,
                     name_property=self.fir_name_property,
                     country_property=self.fir_country_property,
                 )
+            for w in caught:
+                if not issubclass(w.category, FirDataWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            self._cache["fir_warnings"] = [
+                str(w.message) for w in caught if issubclass(w.category, FirDataWarning)
+            ]
+            return firs
 
         return self._cached("firs", load)
 
@@ -132,6 +138,11 @@ class ReferenceData(dg.ConfigurableResource):
         from flight_fees.lib.fir_index_store import cached_fir_index
 
         return self._cached("fir_index", lambda: cached_fir_index(self.firs()))
+
+    def fir_warnings(self) -> list[str]:
+        """What loading the FIR set warned about (see :meth:`firs`)."""
+        self.firs()
+        return list(self._cache.get("fir_warnings", []))
 
     def charging_zones(self) -> Any:
         from flight_fees.lib.zones import load_charging_zones

@@ -123,6 +123,8 @@ class CrossingStage:
     crossings: pd.DataFrame
     visits: pd.DataFrame
     flights_without_crossings: list[int] = field(default_factory=list)
+    #: zone visits in zones flagged ``charged: false`` (not billed here; reported)
+    uncharged: pd.DataFrame | None = None
 
 
 def aerodrome_points(attrs: pd.DataFrame, airports: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +155,7 @@ def crossings_stage(
     jitter_s: float = 0.0,
 ) -> CrossingStage:
     from flight_fees.lib.crossings import NOISE_TOLERANCE_M, compute_crossings
-    from flight_fees.lib.zones import zone_visits
+    from flight_fees.lib.zones import split_zone_visits
 
     crossings = compute_crossings(
         tracks,
@@ -167,12 +169,17 @@ def crossings_stage(
         if attrs is not None and airports is not None and len(attrs)
         else None
     )
-    visits = zone_visits(crossings, zones, aerodromes=aerodromes)
+    visits, uncharged = split_zone_visits(crossings, zones, aerodromes=aerodromes)
     seen = set(crossings["flight_id"].unique().tolist()) if len(crossings) else set()
     without = (
         sorted(int(f) for f in tracks["flight_id"].unique() if f not in seen) if len(tracks) else []
     )
-    return CrossingStage(crossings=crossings, visits=visits, flights_without_crossings=without)
+    return CrossingStage(
+        crossings=crossings,
+        visits=visits,
+        flights_without_crossings=without,
+        uncharged=uncharged,
+    )
 
 
 # -- stage 4: maps ---------------------------------------------------------------------------

@@ -13,7 +13,12 @@ import uuid
 
 import dagster as dg
 
-from flight_fees.defs.metadata import failures_table, md_table, merge_metadata
+from flight_fees.defs.metadata import (
+    failures_table,
+    md_table,
+    merge_metadata,
+    uncharged_metadata,
+)
 from flight_fees.defs.partitions import daily_partitions, partition_day
 from flight_fees.defs.resources import (
     BillingDatabase,
@@ -242,6 +247,7 @@ def fir_crossings(
             else 0,
             "flights_outside_every_fir": len(stage.flights_without_crossings),
             **merge_metadata(stage.crossings),
+            **uncharged_metadata(stage.uncharged),
             "points_per_second": round(len(tracks) / elapsed, 0) if elapsed > 0 else 0.0,
             "crossings_per_fir": dg.MetadataValue.json(
                 {str(k): int(v) for k, v in per_fir.items()} if per_fir is not None else {}

@@ -7,6 +7,7 @@ flight is billed) and records what the pipeline bills with.
 from collections import Counter
 
 import dagster as dg
+import pandas as pd
 from sqlalchemy import func, select
 
 from flight_fees.defs.metadata import md_table
@@ -34,6 +35,11 @@ def fir_boundaries(reference: ReferenceData) -> dg.MaterializeResult:
             "bounds": f"lon {minx:.1f}..{maxx:.1f}, lat {miny:.1f}..{maxy:.1f}",
             "source": reference.firs_path or _shipped("firs"),
             "overlapping_fir_pairs": len(overlaps),
+            "load_warnings": md_table(
+                pd.DataFrame({"warning": reference.fir_warnings()}), limit=100
+            )
+            if reference.fir_warnings()
+            else "none",
             "overlaps": md_table(overlaps) if len(overlaps) else "none",
             "preview": md_table(firs[["fir_id", "name", "country"]], limit=60),
         }
