@@ -353,6 +353,7 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
     nfir = len(ids)
     cls_geoms = np.empty(nfir, dtype=object)
     edge_parts: list[np.ndarray] = []
+    n_rings = 0
     world = shapely.box(-180.0, -90.0, 180.0, 90.0)
     for k, geom in enumerate(geoms):  # per FIR (tens to hundreds), not per point
         geom = shapely.force_2d(geom)
@@ -367,38 +368,50 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
             copies = [_snap_seam(c) for c in copies]
             ext = shapely.union_all(copies)
             cls = _polygonal(shapely.intersection(ext, world))
-            edges = _edges(np.array([ext], dtype=object))[0]
+            edges, _, ring = _edges(np.array([ext], dtype=object), with_ring=True)
         else:
             cls = geom
-            edges = _edges(np.array(copies, dtype=object))[0]
+            edges, _, ring = _edges(np.array(copies, dtype=object), with_ring=True)
         keep = (np.minimum(edges[:, 0], edges[:, 2]) <= 360.0) & (
             np.maximum(edges[:, 0], edges[:, 2]) >= -360.0
         )
-        edges = edges[keep]
-        edge_parts.append(np.column_stack([edges, np.full(len(edges), k, dtype=float)]))
+        edges, ring = edges[keep], ring[keep] + n_rings
+        n_rings = int(ring.max()) + 1 if ring.size else n_rings
+        edge_parts.append(
+            np.column_stack([edges, np.full(len(edges), k, dtype=float), ring.astype(float)])
+        )
         cls_geoms[k] = cls
     shapely.prepare(cls_geoms)
     all_edges = np.concatenate(edge_parts)
     edge_xy = np.ascontiguousarray(all_edges[:, :4])
-    # STRtree over envelopes of blocks of consecutive edges (ring order keeps them compact)
-    blk = np.arange(0, len(edge_xy), EDGE_BLOCK)
-    exmin = np.minimum.reduceat(np.minimum(edge_xy[:, 0], edge_xy[:, 2]), blk)
-    eymin = np.minimum.reduceat(np.minimum(edge_xy[:, 1], edge_xy[:, 3]), blk)
-    exmax = np.maximum.reduceat(np.maximum(edge_xy[:, 0], edge_xy[:, 2]), blk)
-    eymax = np.maximum.reduceat(np.maximum(edge_xy[:, 1], edge_xy[:, 3]), blk)
-    edge_tree = shapely.STRtree(shapely.box(exmin, eymin, exmax, eymax))
-    nblk = len(blk)
+    # blocks of EDGE_BLOCK consecutive edges of ONE ring (a ring's run is padded to a whole
+    # number of blocks): a block never spans two rings, so its envelope stays compact
+    ring = all_edges[:, 5].astype(np.int64)
+    run_start = np.flatnonzero(_starts_run(ring))
+    run_len = np.diff(np.append(run_start, ring.size))
+    run_blocks = -(-run_len // EDGE_BLOCK)
+    run_slot = (np.cumsum(run_blocks) - run_blocks) * EDGE_BLOCK  # first slot of each run
+    slot = np.repeat(run_slot - run_start, run_len) + np.arange(ring.size)
+    nblk = int(run_blocks.sum())
     padded = np.full((nblk * EDGE_BLOCK, 4), np.nan)
-    padded[: len(edge_xy)] = edge_xy
+    padded[slot] = edge_xy
+    edge_owner = np.full(nblk * EDGE_BLOCK, -1, dtype=np.int32)
+    edge_owner[slot] = all_edges[:, 4]
+    edge_owner = edge_owner.reshape(nblk, EDGE_BLOCK)
+    del all_edges, ring
+    # STRtree over the envelopes of the blocks
+    with np.errstate(invalid="ignore"):
+        bx = padded.reshape(nblk, EDGE_BLOCK, 4)
+        exmin = np.nanmin(np.minimum(bx[:, :, 0], bx[:, :, 2]), axis=1)
+        eymin = np.nanmin(np.minimum(bx[:, :, 1], bx[:, :, 3]), axis=1)
+        exmax = np.nanmax(np.maximum(bx[:, :, 0], bx[:, :, 2]), axis=1)
+        eymax = np.nanmax(np.maximum(bx[:, :, 1], bx[:, :, 3]), axis=1)
+    edge_tree = shapely.STRtree(shapely.box(exmin, eymin, exmax, eymax))
     edge_blocks = np.empty((4, nblk, EDGE_BLOCK))
     edge_blocks[0] = padded[:, 0].reshape(nblk, EDGE_BLOCK)
     edge_blocks[1] = padded[:, 1].reshape(nblk, EDGE_BLOCK)
     edge_blocks[2] = (padded[:, 2] - padded[:, 0]).reshape(nblk, EDGE_BLOCK)
     edge_blocks[3] = (padded[:, 3] - padded[:, 1]).reshape(nblk, EDGE_BLOCK)
-    edge_owner = np.full(nblk * EDGE_BLOCK, -1, dtype=np.int32)
-    edge_owner[: len(edge_xy)] = all_edges[:, 4]
-    edge_owner = edge_owner.reshape(nblk, EDGE_BLOCK)
-    del all_edges
 
     # ---- grid over the classification geometries
     bx = shapely.bounds(cls_geoms)
@@ -543,8 +556,11 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     return parts[0] if len(parts) == 1 else shapely.multipolygons(shapely.get_parts(parts))
 
 
-def _edges(geoms: np.ndarray, *, with_owner: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Boundary edges (x0, y0, x1, y1) of (Multi)Polygons, and the index of their geometry."""
+def _edges(
+    geoms: np.ndarray, *, with_owner: bool = False, with_ring: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Boundary edges (x0, y0, x1, y1) of (Multi)Polygons, the index of their geometry and
+    (``with_ring``) of their ring (numbered in this call)."""
     parts, part_owner = shapely.get_parts(geoms, return_index=True)
     is_polygon = shapely.get_type_id(parts) == 3
     parts, part_owner = parts[is_polygon], part_owner[is_polygon]
@@ -552,7 +568,10 @@ def _edges(geoms: np.ndarray, *, with_owner: bool = False) -> tuple[np.ndarray, 
     coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
     same = coord_ring[1:] == coord_ring[:-1]
     edges = np.column_stack([coords[:-1][same], coords[1:][same]])
-    owner = part_owner[ring_part[coord_ring[:-1][same]]]
+    ring = coord_ring[:-1][same]
+    owner = part_owner[ring_part[ring]]
+    if with_ring:
+        return edges, owner, ring
     return edges, (owner if with_owner else np.empty(0, dtype=np.int64))
 
 
