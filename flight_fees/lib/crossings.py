@@ -1173,20 +1173,42 @@ def _excursion_depth(
     and for an excursion without any position (a straight segment between two positions that
     clips another region is geometry, not position noise: it is kept).
 
-    Distances to the FIR's boundary edges are measured in a local equirectangular frame at each
-    position (metres per degree from the WGS84 radii of curvature): exact to well under a
-    metre at these distances. The edges are those of the FIR itself (copies at +-360 degrees
-    included), so the antimeridian is no boundary.
+    The middle position of every excursion is measured first: a real visit is nearly always
+    deep there, and then its other positions need no measuring (the depth is a lower bound,
+    enough to refuse the merge); the others get all their positions measured.
     """
     count = v["xpos"][idx] - v["epos"][idx]  # positions epos + 1 .. xpos
-    grp = np.repeat(np.arange(idx.size), count)
-    pos = _ragged_arange(v["epos"][idx] + 1, count)
-    px, py = lon[pos], lat[pos]
+    fir = v["reg"][idx - 1]
     depth = np.zeros(idx.size)
     depth[count == 0] = np.inf  # no position in it: not noise, the chord's own geometry
-    if grp.size == 0:
-        return depth
-    fir = v["reg"][idx - 1][grp]
+    some = np.flatnonzero(count > 0)
+    mid = v["epos"][idx[some]] + 1 + (count[some] - 1) // 2
+    depth[some] = _depth(index, lon[mid], lat[mid], fir[some], tol_m)
+    rest = some[(depth[some] <= tol_m) & (count[some] > 1)]
+    if rest.size:
+        grp = np.repeat(rest, count[rest])
+        pos = _ragged_arange(v["epos"][idx[rest]] + 1, count[rest])
+        np.maximum.at(depth, grp, _depth(index, lon[pos], lat[pos], fir[grp], tol_m))
+    return depth
+
+
+def _depth(
+    index: FirIndex, px: np.ndarray, py: np.ndarray, fir: np.ndarray, tol_m: float
+) -> np.ndarray:
+    """Distance (metres) of each position from the boundary of FIR ``fir`` (``inf`` beyond
+    ``2 tol_m``).
+
+    Positions that the grid shows far from every boundary are skipped. The others: distances
+    to the FIR's boundary edges in a local equirectangular frame at each position (metres per
+    degree from the WGS84 radii of curvature), exact to well under a metre at these
+    distances. The edges are those of the FIR itself (copies at +-360 degrees included), so
+    the antimeridian is no boundary.
+    """
+    dist = np.full(px.size, np.inf)  # no edge of that FIR near: deeper than 2 tol_m
+    near = np.flatnonzero(~_far_from_boundaries(index, px, py, 2.0 * tol_m))
+    if near.size == 0:
+        return dist
+    px, py, fir = px[near], py[near], fir[near]
     phi = np.radians(py)
     w = np.sqrt(1.0 - _E2 * np.sin(phi) ** 2)
     ky = _A * (1.0 - _E2) / w**3 * (math.pi / 180.0)  # metres per degree of latitude
@@ -1206,11 +1228,28 @@ def _excursion_depth(
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.clip(-(ax * dx + ay * dy) / (dx * dx + dy * dy), 0.0, 1.0)
     t = np.nan_to_num(t)  # zero-length edge
-    d = np.hypot(ax + t * dx, ay + t * dy)
-    dist = np.full(grp.size, np.inf)  # no edge of that FIR near: deeper than 2 tol_m
-    np.minimum.at(dist, qp, d)
-    np.maximum.at(depth, grp, dist)
-    return depth
+    d = np.full(near.size, np.inf)
+    np.minimum.at(d, qp, np.hypot(ax + t * dx, ay + t * dy))
+    dist[near] = d
+    return dist
+
+
+def _far_from_boundaries(
+    index: FirIndex, px: np.ndarray, py: np.ndarray, min_m: float
+) -> np.ndarray:
+    """True where no FIR boundary comes within ``min_m`` metres of the position, known from
+    the grid alone: the 3 x 3 cells around it are touched by no boundary and a cell is wider
+    than ``min_m`` there (then every boundary is at least a cell away)."""
+    ny, nx = index.grid.shape
+    ix = np.clip(((px - index.x0) / index.cell).astype(np.int64), 1, nx - 2)
+    iy = np.clip(((py - index.y0) / index.cell).astype(np.int64), 1, ny - 2)
+    flat = index.grid.ravel()
+    width = index.cell * (math.pi / 180.0) * _A * np.cos(np.radians(np.minimum(np.abs(py), 89.9)))
+    far = width > 1.01 * min_m
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            far &= flat.take((iy + dy) * nx + (ix + dx)) != _MIXED
+    return far
 
 
 def _merge_jitter(v: dict[str, np.ndarray], jitter_ns: int) -> dict[str, np.ndarray]:
