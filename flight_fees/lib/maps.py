@@ -1,20 +1,30 @@
-"""Per-flight HTML maps (folium / Leaflet) of a track, its FIR crossings and the crossed FIRs.
+"""Per-flight HTML maps (Leaflet, offline) of a track, its FIR crossings and the crossed FIRs.
 
 Inputs are the frames of ``docs/ARCHITECTURE.md``: one flight's Tracks rows, its crossings
 (``flight_id, visit_index, fir_id, entry_time, exit_time, entry_lat, entry_lon, exit_lat,
 exit_lon, distance_km, flown_km, interpolated``) and optionally the FIR set (``fir_id, name,
-country, geometry``).
+country, geometry``) or its drawing-ready form :class:`FirShapes`.
+
+A map is one small HTML page: the drawing data as JSON in a ``<script type="application/json">``
+element (never executed), Leaflet and ``static/flight_map.js`` to draw it, and an offline
+background (Natural Earth 1:110m country outlines). Everything comes from
+``flight_fees/static/`` (see its ``NOTICE.md``): either referenced under a URL prefix (the
+document server, ``flight-fees serve``: a map is then ~30-60 KB) or inlined (a self-contained
+file that works from disk with no network). An optional tile layer is added when configured
+(:func:`map_assets_from_env`, ``FLIGHT_FEES_MAP_TILE_URL``).
 
 Design notes:
 
 - **Untrusted text.** Every data-derived string (callsign, registration, FIR names, ...) goes
   through :func:`escape_text` before it reaches the page: HTML special characters are escaped,
-  and so are the characters that would be live inside folium's JavaScript template literals
-  (backtick, ``$``, backslash) and its Jinja templates (braces).
+  and so are backtick, ``$``, backslash and braces (inert in any template or script context).
+  The JSON payload additionally encodes ``<``/``>`` as ``\\u003c``/``\\u003e``, so it can never
+  close its ``<script>`` element.
 - **Size.** The drawn track keeps at most ``max_points`` positions (default 1,500): the first
   and last one, the two positions around every FIR entry/exit and around every coverage gap,
-  plus an even stride of the rest. Coordinates are rounded to 1e-5 degrees (~1 m) and FIR
-  polygons simplified to ~0.005 degrees for drawing.
+  plus an even stride of the rest. Track coordinates are rounded to 1e-5 degrees (~1 m).
+- **FIR polygons** are simplified to ~0.005 degrees once per FIR set (:func:`fir_shapes`, cached
+  in memory), rounded to 1e-3 degrees, and only the crossed FIRs are drawn.
 - **Antimeridian.** Longitudes are unwrapped along the track (no jump > 180 degrees between two
   positions), crossing points and FIR polygons are shifted by multiples of 360 degrees onto the
   track's branch, so nothing streaks across the map.
@@ -25,24 +35,38 @@ Design notes:
 from __future__ import annotations
 
 import html
+import json
 import math
+import os
 import re
+import threading
+import weakref
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import folium
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element
+
+import flight_fees
 
 __all__ = [
     "PALETTE",
+    "STATIC_DIR",
+    "TILE_ATTRIBUTION_ENV",
+    "TILE_URL_ENV",
+    "FirShapes",
+    "MapAssets",
+    "country_map_html",
     "escape_text",
     "fir_colour",
+    "fir_shapes",
+    "flight_map_html",
+    "map_assets_from_env",
+    "map_countries",
     "render_country_maps",
     "render_flight_map",
 ]
@@ -54,11 +78,20 @@ PALETTE: tuple[str, ...] = (
     "#e6550d", "#31a354", "#756bb1", "#636363",
 )  # fmt: skip
 
+#: browser assets shipped with the package (Leaflet, basemap, flight_map.js; see NOTICE.md)
+STATIC_DIR = Path(flight_fees.__file__).resolve().parent / "static"
+#: optional background tiles for those with internet, e.g. https://tile.example/{z}/{x}/{y}.png
+TILE_URL_ENV = "FLIGHT_FEES_MAP_TILE_URL"
+TILE_ATTRIBUTION_ENV = "FLIGHT_FEES_MAP_TILE_ATTRIBUTION"
+#: bump when the page layout or the payload changes (part of cache keys)
+RENDERER_VERSION = 2
+
 #: default maximum number of drawn track positions
 MAX_POINTS = 1_500
 _TRACK_COLOUR = "#222222"
 _GAP_COLOUR = "#888888"
 _COORD_DECIMALS = 5
+_FIR_DECIMALS = 3
 _FIR_SIMPLIFY_DEG = 0.005
 _NA = "\u2014"  # em dash for missing values
 
@@ -68,7 +101,7 @@ _JS_SPECIALS = str.maketrans(
 
 
 def escape_text(value: object) -> str:
-    """Escape a data-derived value for HTML inside folium's JS / Jinja templates.
+    """Escape a data-derived value for HTML (inert in script and template contexts too).
 
     ``None`` / NaN / NaT become an em dash. The result contains no ``<``, ``>``, ``&`` (other
     than entities), quotes, backticks, ``$``, backslashes or braces.
@@ -246,81 +279,190 @@ def _locations(lat: np.ndarray, lon: np.ndarray) -> list[list[float]]:
 
 
 # --------------------------------------------------------------------------------------------
-# drawing
+# FIR shapes: simplified once per FIR set
 # --------------------------------------------------------------------------------------------
 
 
-def _fir_lookup(firs: pd.DataFrame | None) -> pd.DataFrame | None:
-    if firs is None or firs.empty:
+@dataclass
+class FirShapes:
+    """A FIR set ready for drawing: geometries simplified once (~0.005 degrees), names and
+    countries by ``fir_id``; the parts of a FIR are turned into rounded rings on first use and
+    kept. Build with :func:`fir_shapes` (cached per FIR frame)."""
+
+    geometry: dict[str, Any]
+    names: dict[str, str | None]
+    countries: dict[str, str | None]
+    _parts: dict[str, list[tuple[float, list[np.ndarray]]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_frame(cls, firs: pd.DataFrame) -> FirShapes:
+        missing = {"fir_id", "geometry"} - set(firs.columns)
+        if missing:
+            raise ValueError(f"firs lack columns {sorted(missing)}")
+        frame = firs.assign(fir_id=firs["fir_id"].astype("str")).drop_duplicates("fir_id")
+        ids = frame["fir_id"].tolist()
+        simple = shapely.simplify(
+            np.asarray(frame["geometry"].to_numpy(), dtype=object),
+            _FIR_SIMPLIFY_DEG,
+            preserve_topology=True,
+        )
+
+        def column(name: str) -> dict[str, str | None]:
+            if name not in frame.columns:
+                return dict.fromkeys(ids)
+            return {
+                f: (None if v is None or pd.isna(v) else str(v))
+                for f, v in zip(ids, frame[name], strict=True)
+            }
+
+        return cls(
+            geometry=dict(zip(ids, simple, strict=True)),
+            names=column("name"),
+            countries=column("country"),
+        )
+
+    def __contains__(self, fir_id: object) -> bool:
+        return fir_id in self.geometry
+
+    def parts(self, fir_id: str) -> list[tuple[float, list[np.ndarray]]]:
+        """``(centroid lon, [exterior, *interiors])`` per polygon of the FIR, rings as (n, 2)
+        lon/lat arrays."""
+        hit = self._parts.get(fir_id)
+        if hit is None:
+            hit = []
+            geometry = self.geometry.get(fir_id)
+            if geometry is not None and not shapely.is_empty(geometry):
+                for part in shapely.get_parts(geometry):
+                    if not isinstance(part, shapely.Polygon) or part.is_empty:
+                        continue
+                    rings = [np.asarray(r.coords) for r in (part.exterior, *part.interiors)]
+                    hit.append((float(part.centroid.x), rings))
+            self._parts[fir_id] = hit
+        return hit
+
+
+_SHAPES: dict[int, tuple[weakref.ref[pd.DataFrame], FirShapes]] = {}
+_SHAPES_LOCK = threading.Lock()
+
+
+def fir_shapes(firs: pd.DataFrame | FirShapes | None) -> FirShapes | None:
+    """The :class:`FirShapes` of a FIR frame, built once per frame object and kept while the
+    frame lives (so a process that keeps its FIR set simplifies it once)."""
+    if firs is None or isinstance(firs, FirShapes):
+        return firs
+    if firs.empty:
         return None
-    missing = {"fir_id", "geometry"} - set(firs.columns)
-    if missing:
-        raise ValueError(f"firs lack columns {sorted(missing)}")
-    return (
-        firs.assign(fir_id=firs["fir_id"].astype("str"))
-        .drop_duplicates("fir_id")
-        .set_index("fir_id")
-    )
+    key = id(firs)
+    with _SHAPES_LOCK:
+        hit = _SHAPES.get(key)
+        if hit is not None and hit[0]() is firs:
+            return hit[1]
+    shapes = FirShapes.from_frame(firs)
+    with _SHAPES_LOCK:
+        for stale in [k for k, (ref, _) in _SHAPES.items() if ref() is None]:
+            del _SHAPES[stale]
+        _SHAPES[key] = (weakref.ref(firs), shapes)
+    return shapes
 
 
-def _fir_name(fir_table: pd.DataFrame | None, fir_id: str) -> str | None:
-    if fir_table is None or "name" not in fir_table.columns or fir_id not in fir_table.index:
-        return None
-    name = fir_table.at[fir_id, "name"]
-    return None if name is None or pd.isna(name) else str(name)
+# --------------------------------------------------------------------------------------------
+# page assets
+# --------------------------------------------------------------------------------------------
 
 
-def _draw_fir_polygons(
-    group: folium.FeatureGroup,
-    geometry: Any,
-    ref_lon: float,
-    colour: str,
-    tooltip: str,
-) -> None:
-    """Draw ``geometry`` lightly, each part shifted onto the branch of ``ref_lon``."""
-    if geometry is None or shapely.is_empty(geometry):
-        return
-    simple = shapely.simplify(geometry, _FIR_SIMPLIFY_DEG, preserve_topology=True)
-    for part in shapely.get_parts(simple):
-        if not isinstance(part, shapely.Polygon) or part.is_empty:
-            continue
-        shift = float(_near(part.centroid.x, ref_lon) - part.centroid.x)
-        rings = [part.exterior, *part.interiors]
-        locations = [
-            _locations(np.asarray(r.coords)[:, 1], np.asarray(r.coords)[:, 0] + shift)
-            for r in rings
-        ]
-        folium.Polygon(
-            locations=locations,
-            color=colour,
-            weight=1,
-            opacity=0.6,
-            fill=True,
-            fill_color=colour,
-            fill_opacity=0.06,
-            tooltip=folium.Tooltip(tooltip),
-        ).add_to(group)
+@dataclass(frozen=True)
+class MapAssets:
+    """Where a map page gets Leaflet, the basemap and ``flight_map.js``.
+
+    ``static_url``: URL prefix of ``flight_fees/static`` (e.g. ``/static`` on the document
+    server); ``None`` inlines everything (a self-contained file). ``tile_url``: optional
+    ``http(s)://.../{z}/{x}/{y}.png`` background for those with internet.
+    """
+
+    static_url: str | None = None
+    tile_url: str | None = None
+    tile_attribution: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tile_url and not re.match(r"^https?://[^\s\"'<>]+$", self.tile_url):
+            raise ValueError(f"tile URL must be http(s)://...: {self.tile_url!r}")
+        if self.static_url is not None and not re.match(r"^[A-Za-z0-9_./:-]*$", self.static_url):
+            raise ValueError(f"unsafe static URL prefix {self.static_url!r}")
+
+    def key(self) -> str:
+        return f"{self.static_url}|{self.tile_url}|{self.tile_attribution}"
 
 
-def _crossing_popup(
-    row: pd.Series, fir_name: str | None, which: str, point: tuple[float, float] | None = None
-) -> str:
-    parts = [
-        f"<b>{escape_text(which)} FIR {escape_text(row['fir_id'])}</b>",
-        escape_text(fir_name) if fir_name is not None else "",
-        f"at {point[0]:.5f}, {(point[1] + 180.0) % 360.0 - 180.0:.5f}" if point else "",
-        f"entry: {escape_text(_fmt_time(row['entry_time']))}",
-        f"exit: {escape_text(_fmt_time(row['exit_time']))}",
-        f"distance (entry\u2192exit): {escape_text(_fmt_km(row.get('distance_km')))}",
-        f"flown: {escape_text(_fmt_km(row.get('flown_km')))}",
+def map_assets_from_env(static_url: str | None = "/static") -> MapAssets:
+    """:class:`MapAssets` with the tile layer of ``FLIGHT_FEES_MAP_TILE_URL`` (and
+    ``FLIGHT_FEES_MAP_TILE_ATTRIBUTION``), if set."""
+    tile = os.environ.get(TILE_URL_ENV, "").strip() or None
+    attribution = os.environ.get(TILE_ATTRIBUTION_ENV, "").strip() or None
+    return MapAssets(static_url=static_url, tile_url=tile, tile_attribution=attribution)
+
+
+_STATIC_SCRIPTS = ("leaflet/leaflet.js", "basemap/countries-110m.js", "flight_map.js")
+_STATIC_CACHE: dict[str, str] = {}
+
+
+def _static_text(name: str) -> str:
+    text = _STATIC_CACHE.get(name)
+    if text is None:
+        text = (STATIC_DIR / name).read_text(encoding="utf-8")
+        _STATIC_CACHE[name] = text
+    return text
+
+
+def _asset_tags(assets: MapAssets) -> tuple[str, str]:
+    """(``<head>`` stylesheet tag, end-of-body script tags)."""
+    if assets.static_url is None:
+        head = f"<style>{_static_text('leaflet/leaflet.css')}</style>"
+        body = "".join(f"<script>{_static_text(name)}</script>" for name in _STATIC_SCRIPTS)
+        return head, body
+    base = assets.static_url.rstrip("/")
+    head = f'<link rel="stylesheet" href="{base}/leaflet/leaflet.css">'
+    body = "".join(f'<script src="{base}/{name}"></script>' for name in _STATIC_SCRIPTS)
+    return head, body
+
+
+def _json_payload(payload: Mapping[str, Any]) -> str:
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+_PAGE_CSS = (
+    "html,body{height:100%;margin:0}"
+    "#ff-map{position:absolute;inset:0;background:#dbe7f0}"
+    ".ff-box{position:absolute;z-index:1000;background:rgba(255,255,255,.93);padding:6px 10px;"
+    "border:1px solid #999;border-radius:4px;font:13px/1.4 sans-serif}"
+    ".ff-map-title{top:10px;left:60px;max-width:55%}"
+    ".ff-legend{bottom:40px;left:10px}"
+    ".ff-legend i{display:inline-block;width:22px;height:0;margin-right:6px;"
+    "vertical-align:middle;border-top:3px solid}"
+    ".ff-legend b.dot{display:inline-block;width:9px;height:9px;border-radius:50%;"
+    "margin:0 8px 0 6px;border:1px solid #fff;box-shadow:0 0 0 1px #555}"
+    ".ff-noscript{position:absolute;top:45%;width:100%;text-align:center;"
+    "font:15px sans-serif;color:#a00}"
+)
+
+
+def _legend_html(colours: Mapping[str, str], shapes: FirShapes | None, context: bool) -> str:
+    rows = [
+        f'<i style="border-color:{_GAP_COLOUR if context else _TRACK_COLOUR}"></i>'
+        + ("whole track (context)" if context else "track"),
+        f'<i style="border-top-style:dashed;border-color:{_GAP_COLOUR}"></i>coverage gap',
+        '<b class="dot" style="background:#555"></b>FIR entry / exit',
     ]
-    interpolated = row.get("interpolated")
-    if interpolated is not None and not pd.isna(interpolated) and bool(interpolated):
-        parts.append("<i>interpolated across a coverage gap</i>")
-    return "<br>".join(p for p in parts if p)
+    for fir_id, colour in colours.items():
+        name = shapes.names.get(fir_id) if shapes is not None else None
+        label = f"FIR {escape_text(fir_id)}" + (f" &middot; {escape_text(name)}" if name else "")
+        rows.append(f'<i style="border-width:5px;border-color:{colour}"></i>{label}')
+    if not colours:
+        rows.append("<i style='border:0'></i><em>no FIR crossing</em>")
+    return '<div class="ff-box ff-legend">' + "<br>".join(rows) + "</div>"
 
 
-def _header_html(track: _Track, lines: list[str], colours: dict[str, str]) -> str:
+def _header_html(track: _Track, lines: Sequence[str], colours: Mapping[str, str]) -> str:
     a = track.attrs
     route = f"{escape_text(a.get('origin'))} \u2192 {escape_text(a.get('destination'))}"
     first = f"<b>{escape_text(a.get('callsign'))}</b> &middot; {escape_text(a.get('registration'))}"
@@ -337,173 +479,189 @@ def _header_html(track: _Track, lines: list[str], colours: dict[str, str]) -> st
     )
     body.extend(lines)
     body.append(f"FIRs: {swatches}" if colours else "FIRs: <i>no FIR crossing</i>")
-    style = (
-        "position:fixed;top:10px;left:60px;z-index:9999;background:rgba(255,255,255,0.92);"
-        "padding:6px 10px;border:1px solid #999;border-radius:4px;"
-        "font:13px/1.4 sans-serif;max-width:60%;"
-    )
-    return f'<div class="ff-map-title" style="{style}">' + "<br>".join(body) + "</div>"
+    return '<div class="ff-box ff-map-title">' + "<br>".join(body) + "</div>"
 
 
-def _render(
+# --------------------------------------------------------------------------------------------
+# drawing data
+# --------------------------------------------------------------------------------------------
+
+
+def _crossing_popup(
+    row: Mapping[str, Any], fir_name: str | None, which: str, point: tuple[float, float] | None
+) -> str:
+    parts = [
+        f"<b>{escape_text(which)} FIR {escape_text(row['fir_id'])}</b>",
+        escape_text(fir_name) if fir_name is not None else "",
+        f"at {point[0]:.5f}, {(point[1] + 180.0) % 360.0 - 180.0:.5f}" if point else "",
+        f"entry: {escape_text(_fmt_time(row['entry_time']))}",
+        f"exit: {escape_text(_fmt_time(row['exit_time']))}",
+        f"distance (entry\u2192exit): {escape_text(_fmt_km(row.get('distance_km')))}",
+        f"flown: {escape_text(_fmt_km(row.get('flown_km')))}",
+    ]
+    interpolated = row.get("interpolated")
+    if interpolated is not None and not pd.isna(interpolated) and bool(interpolated):
+        parts.append("<i>interpolated across a coverage gap</i>")
+    return "<br>".join(p for p in parts if p)
+
+
+def _ring_list(ring: np.ndarray, shift: float) -> list[list[float]]:
+    return np.column_stack([ring[:, 1], ring[:, 0] + shift]).round(_FIR_DECIMALS).tolist()
+
+
+def _fir_polygons(shapes: FirShapes, fir_id: str, ref_lon: float) -> list[list[list[list[float]]]]:
+    """The FIR's polygons as Leaflet rings (lat, lon), each part shifted onto ``ref_lon``'s
+    branch."""
+    out = []
+    for centroid_x, rings in shapes.parts(fir_id):
+        shift = float(_near(centroid_x, ref_lon) - centroid_x)
+        out.append([_ring_list(r, shift) for r in rings])
+    return out
+
+
+def _page(
     track: _Track,
     crossings: pd.DataFrame,
-    firs: pd.DataFrame | None,
-    out_path: Path,
+    shapes: FirShapes | None,
     *,
-    header_lines: list[str],
+    header_lines: Sequence[str],
     page_title: str,
     context_track: bool,
     max_points: int,
-) -> Path:
-    """Shared renderer of the flight and country maps.
+    assets: MapAssets,
+) -> str:
+    """Shared page of the flight and country maps.
 
     ``context_track``: draw the whole track faintly and fit the view to the crossings (country
     maps) instead of drawing it as the main line (flight maps).
     """
-    fir_table = _fir_lookup(firs)
     must = np.concatenate([crossings["t0"].to_numpy(), crossings["t1"].to_numpy()]).astype(np.int64)
     idx = _downsample(track, must, max_points)
     t, lat, lon = track.t_us[idx], track.lat[idx], track.lon[idx]
 
-    fmap = folium.Map(control_scale=True, prefer_canvas=True)
-    fmap.get_root().title = page_title  # type: ignore[attr-defined]
-
-    # the track, split at coverage gaps (gaps drawn dashed)
-    track_group = folium.FeatureGroup(name="Full track (context)" if context_track else "Track")
-    # a drawn step is a gap only if it is one step of the full track (gap edges are kept)
+    # the track, split at coverage gaps (a drawn step is a gap only if it is one step of the
+    # full track: gap edges are kept by the downsampling)
     is_gap = np.diff(track.t_us) > track.gap_threshold_us()
     breaks = np.flatnonzero((np.diff(idx) == 1) & is_gap[idx[:-1]]) + 1
-    bounds = np.split(np.arange(t.size), breaks)
-    style = (
-        {"color": _GAP_COLOUR, "weight": 2, "opacity": 0.6, "dash_array": "2 6"}
-        if context_track
-        else {"color": _TRACK_COLOUR, "weight": 2, "opacity": 0.8}
-    )
-    for run in bounds:
-        if run.size >= 2:
-            folium.PolyLine(_locations(lat[run], lon[run]), **style).add_to(track_group)
-        elif run.size == 1:
-            folium.CircleMarker([lat[run[0]], lon[run[0]]], radius=1, color=style["color"]).add_to(
-                track_group
-            )
-    for before, after in zip(breaks - 1, breaks, strict=True):
-        minutes = (t[after] - t[before]) / 60e6
-        folium.PolyLine(
-            _locations(lat[[before, after]], lon[[before, after]]),
-            color=_GAP_COLOUR,
-            weight=2,
-            dash_array="6 8",
-            tooltip=folium.Tooltip(f"coverage gap ({minutes:.1f} min)"),
-        ).add_to(track_group)
-    for i, label in ((0, "first position"), (t.size - 1, "last position")):
-        key = "origin" if i == 0 else "destination"
-        folium.CircleMarker(
-            [lat[i], lon[i]],
-            radius=4,
-            color=_TRACK_COLOUR,
-            fill=True,
-            fill_opacity=1.0,
-            tooltip=folium.Tooltip(
-                f"{label}: {escape_text(track.attrs.get(key))} "
-                f"{escape_text(_fmt_time(int(t[i]) * 1000))}"
-            ),
-        ).add_to(track_group)
-    track_group.add_to(fmap)
+    runs = [_locations(lat[r], lon[r]) for r in np.split(np.arange(t.size), breaks) if r.size]
+    gaps = [
+        {
+            "line": _locations(lat[[b, a]], lon[[b, a]]),
+            "tip": f"coverage gap ({(t[a] - t[b]) / 60e6:.1f} min)",
+        }
+        for b, a in zip(breaks - 1, breaks, strict=True)
+    ]
+    ends = [
+        {
+            "at": _locations(lat[[i]], lon[[i]])[0],
+            "tip": f"{label}: {escape_text(track.attrs.get(key))} "
+            f"{escape_text(_fmt_time(int(t[i]) * 1000))}",
+        }
+        for i, label, key in (
+            (0, "first position", "origin"),
+            (t.size - 1, "last position", "destination"),
+        )
+    ]
 
-    # FIR polygons + crossing segments, one toggleable group per FIR (labels = legend)
-    focus_lat: list[np.ndarray] = []
-    focus_lon: list[np.ndarray] = []
-    groups: dict[str, folium.FeatureGroup] = {}
+    # FIR polygons + crossing segments + entry/exit markers, one toggleable group per FIR
     colours = _map_colours(list(dict.fromkeys(crossings["fir_id"].tolist())))
+    firs_out: dict[str, dict[str, Any]] = {}
     for fir_id, colour in colours.items():
-        name = _fir_name(fir_table, fir_id)
-        label = f'<span style="color:{colour}">&#9632;</span> FIR {escape_text(fir_id)}'
-        if name is not None:
-            label += f" &middot; {escape_text(name)}"
-        groups[fir_id] = folium.FeatureGroup(name=label)
-        if fir_table is not None and fir_id in fir_table.index:
+        name = shapes.names.get(fir_id) if shapes is not None else None
+        tip = f"FIR {escape_text(fir_id)}" + (f" &middot; {escape_text(name)}" if name else "")
+        polygons: list[Any] = []
+        if shapes is not None and fir_id in shapes:
             visits = crossings[crossings["fir_id"] == fir_id]
             inside = np.zeros(track.t_us.size, dtype=bool)
             for t0, t1 in zip(visits["t0"], visits["t1"], strict=True):
                 inside |= (track.t_us >= t0) & (track.t_us <= t1)
-            ref = float(np.mean(track.lon[inside])) if inside.any() else float(np.mean(track.lon))
-            _draw_fir_polygons(
-                groups[fir_id],
-                fir_table.at[fir_id, "geometry"],
-                ref,
-                colour,
-                f"FIR {escape_text(fir_id)}" + (f" &middot; {escape_text(name)}" if name else ""),
-            )
-
-    for _, row in crossings.iterrows():
+            ref = float(np.mean(track.lon[inside] if inside.any() else track.lon))
+            polygons = _fir_polygons(shapes, fir_id, ref)
+        firs_out[fir_id] = {
+            "id": escape_text(fir_id),
+            "colour": colour,
+            "label": f'<span style="color:{colour}">&#9632;</span> {tip}',
+            "tip": tip,
+            "polygons": polygons,
+            "segments": [],
+            "markers": [],
+        }
+    focus_lat: list[np.ndarray] = []
+    focus_lon: list[np.ndarray] = []
+    for row in crossings.to_dict("records"):
         fir_id = row["fir_id"]
-        colour = colours[fir_id]
-        name = _fir_name(fir_table, fir_id)
+        entry = firs_out[fir_id]
+        name = shapes.names.get(fir_id) if shapes is not None else None
         sel = (t >= row["t0"]) & (t <= row["t1"])
         seg_lat, seg_lon = lat[sel], lon[sel]
-        entry_ok = np.isfinite(row["entry_lat"]) and np.isfinite(row["entry_lon"])
-        exit_ok = np.isfinite(row["exit_lat"]) and np.isfinite(row["exit_lon"])
+        entry_ok = bool(np.isfinite(row["entry_lat"]) and np.isfinite(row["entry_lon"]))
+        exit_ok = bool(np.isfinite(row["exit_lat"]) and np.isfinite(row["exit_lon"]))
         if entry_ok:
             seg_lat = np.r_[row["entry_lat"], seg_lat]
             seg_lon = np.r_[row["entry_lon"], seg_lon]
         if exit_ok:
             seg_lat = np.r_[seg_lat, row["exit_lat"]]
             seg_lon = np.r_[seg_lon, row["exit_lon"]]
-        group = groups[fir_id]
-        popup_html = _crossing_popup(row, name, "Visit of")
         if seg_lat.size >= 2:
-            folium.PolyLine(
-                _locations(seg_lat, seg_lon),
-                color=colour,
-                weight=5,
-                opacity=0.9,
-                tooltip=folium.Tooltip(f"FIR {escape_text(fir_id)}"),
-                popup=folium.Popup(popup_html, max_width=320),
-            ).add_to(group)
+            entry["segments"].append(
+                {
+                    "line": _locations(seg_lat, seg_lon),
+                    "popup": _crossing_popup(row, name, "Visit of", None),
+                }
+            )
         focus_lat.append(seg_lat)
         focus_lon.append(seg_lon)
         for which, ok, plat, plon in (
             ("Entry into", entry_ok, row["entry_lat"], row["entry_lon"]),
             ("Exit from", exit_ok, row["exit_lat"], row["exit_lon"]),
         ):
-            if not ok:
-                continue
-            folium.CircleMarker(
-                [round(float(plat), _COORD_DECIMALS), round(float(plon), _COORD_DECIMALS)],
-                radius=5,
-                color="#ffffff",
-                weight=1.5,
-                fill=True,
-                fill_color=colour,
-                fill_opacity=1.0,
-                tooltip=folium.Tooltip(f"{which} FIR {escape_text(fir_id)}"),
-                popup=folium.Popup(
-                    _crossing_popup(row, name, which, (float(plat), float(plon))), max_width=320
-                ),
-            ).add_to(group)
-    for group in groups.values():
-        group.add_to(fmap)
+            if ok:
+                point = (float(plat), float(plon))
+                entry["markers"].append(
+                    {
+                        "at": [round(point[0], _COORD_DECIMALS), round(point[1], _COORD_DECIMALS)],
+                        "tip": f"{which} FIR {escape_text(fir_id)}",
+                        "popup": _crossing_popup(row, name, which, point),
+                    }
+                )
 
-    # view, header, layer control
     if context_track and focus_lat:
         all_lat, all_lon = np.concatenate(focus_lat), np.concatenate(focus_lon)
     else:
         all_lat, all_lon = lat, lon
-    fmap.fit_bounds(
-        [
+    payload = {
+        "version": RENDERER_VERSION,
+        "flight_id": track.flight_id,
+        "context": context_track,
+        "track_label": "Full track (context)" if context_track else "Track",
+        "track": runs,
+        "gaps": gaps,
+        "ends": ends,
+        "firs": list(firs_out.values()),
+        "bounds": [
             [float(np.min(all_lat)), float(np.min(all_lon))],
             [float(np.max(all_lat)), float(np.max(all_lon))],
         ],
-        padding=(20, 20),
+        "tiles": {"url": assets.tile_url, "attribution": escape_text(assets.tile_attribution or "")}
+        if assets.tile_url
+        else None,
+    }
+    head, scripts = _asset_tags(assets)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{page_title}</title>{head}<style>{_PAGE_CSS}</style></head>\n<body>"
+        '<div id="ff-map"><noscript><div class="ff-noscript">This map needs JavaScript.'
+        "</div></noscript></div>\n"
+        + _header_html(track, header_lines, colours)
+        + "\n"
+        + _legend_html(colours, shapes, context_track)
+        + '\n<script type="application/json" id="ff-map-data">'
+        + _json_payload(payload)
+        + "</script>\n"
+        + scripts
+        + "\n</body></html>\n"
     )
-    fmap.get_root().html.add_child(Element(_header_html(track, header_lines, colours)))  # type: ignore[attr-defined]
-    folium.LayerControl(collapsed=False).add_to(fmap)
-
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fmap.save(str(out_path))
-    return out_path
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,94 +669,182 @@ def _render(
 # --------------------------------------------------------------------------------------------
 
 
-def render_flight_map(
+def flight_map_html(
     track: pd.DataFrame,
     crossings: pd.DataFrame | None,
-    firs: pd.DataFrame | None,
-    out_path: Path,
+    firs: pd.DataFrame | FirShapes | None,
     *,
     title: str | None = None,
+    lines: Sequence[str] = (),
     max_points: int = MAX_POINTS,
-) -> Path:
-    """Write the HTML map of one flight and return ``out_path``.
+    assets: MapAssets | None = None,
+) -> str:
+    """The HTML map page of one flight.
 
     Args:
         track: the Tracks rows of one flight (any order; NaN positions ignored).
         crossings: its crossings (rows of other flights are ignored); empty/None -> the track
             alone.
-        firs: FIR set; the crossed FIRs are drawn lightly. ``None`` -> no polygons.
-        out_path: HTML file to write (parent directories are created).
+        firs: FIR set (or its :class:`FirShapes`); the crossed FIRs are drawn lightly.
+            ``None`` -> no polygons.
         title: optional extra line of the title box (untrusted text: escaped).
+        lines: further title-box lines, **already safe HTML** (build them with
+            :func:`escape_text`).
         max_points: maximum number of drawn track positions (plus mandatory ones).
+        assets: where Leaflet and the basemap come from; default inline (self-contained).
     """
     prepared = _prepare_track(track)
     cross = _prepare_crossings(crossings, prepared)
-    lines = [escape_text(title)] if title else []
+    header = ([escape_text(title)] if title else []) + list(lines)
     page_title = f"Flight {prepared.flight_id} {prepared.attrs.get('callsign') or ''}".strip()
-    return _render(
+    return _page(
         prepared,
         cross,
-        firs,
-        out_path,
-        header_lines=lines,
+        fir_shapes(firs),
+        header_lines=header,
         page_title=escape_text(page_title),
         context_track=False,
         max_points=max_points,
+        assets=assets or MapAssets(),
+    )
+
+
+def render_flight_map(
+    track: pd.DataFrame,
+    crossings: pd.DataFrame | None,
+    firs: pd.DataFrame | FirShapes | None,
+    out_path: Path,
+    *,
+    title: str | None = None,
+    max_points: int = MAX_POINTS,
+    assets: MapAssets | None = None,
+) -> Path:
+    """Write :func:`flight_map_html` to ``out_path`` (parent directories are created) and
+    return it. By default the file is self-contained (Leaflet inlined) and works offline."""
+    text = flight_map_html(
+        track, crossings, firs, title=title, max_points=max_points, assets=assets
+    )
+    return _write(Path(out_path), text)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _country_mapping(
+    shapes: FirShapes | None, country_of_fir: Mapping[str, str] | None
+) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    if shapes is not None:
+        mapping.update({f: c for f, c in shapes.countries.items() if c is not None})
+    if country_of_fir is not None:
+        mapping.update({str(k): str(v) for k, v in country_of_fir.items()})
+    return mapping
+
+
+def map_countries(
+    crossings: pd.DataFrame | None,
+    firs: pd.DataFrame | FirShapes | None,
+    *,
+    country_of_fir: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The countries whose FIRs the crossings visit, in order of first visit (a FIR without a
+    known country raises ``ValueError``)."""
+    if crossings is None or crossings.empty:
+        return []
+    order = "visit_index" if "visit_index" in crossings.columns else "entry_time"
+    fir_ids = crossings.sort_values(order, kind="stable")["fir_id"].astype(str)
+    mapping = _country_mapping(fir_shapes(firs), country_of_fir)
+    unknown = sorted(set(fir_ids) - set(mapping))
+    if unknown:
+        raise ValueError(f"no country known for FIR(s) {unknown}")
+    return list(dict.fromkeys(mapping[f] for f in fir_ids))
+
+
+def country_map_html(
+    track: pd.DataFrame,
+    crossings: pd.DataFrame | None,
+    firs: pd.DataFrame | FirShapes | None,
+    country: str,
+    *,
+    country_of_fir: Mapping[str, str] | None = None,
+    lines: Sequence[str] = (),
+    max_points: int = MAX_POINTS,
+    assets: MapAssets | None = None,
+) -> str:
+    """The map of the part of a flight inside one country's FIRs: its crossings (in FIR
+    colours, with entry/exit markers) over the faint whole track, zoomed on that part.
+
+    The country of a FIR comes from ``country_of_fir``, else from the FIR set's ``country``;
+    ``ValueError`` if the flight did not visit ``country`` or a crossed FIR has no country.
+    """
+    shapes = fir_shapes(firs)
+    prepared = _prepare_track(track)
+    cross = _prepare_crossings(crossings, prepared)
+    mapping = _country_mapping(shapes, country_of_fir)
+    unknown = sorted(set(cross["fir_id"]) - set(mapping))
+    if unknown:
+        raise ValueError(f"no country known for FIR(s) {unknown}")
+    subset = cross[cross["fir_id"].map(mapping) == country].reset_index(drop=True)
+    if subset.empty:
+        raise ValueError(f"flight {prepared.flight_id} did not cross a FIR of {country!r}")
+    stem = "unknown" if prepared.flight_id is None else str(prepared.flight_id)
+    callsign = prepared.attrs.get("callsign") or ""
+    return _page(
+        prepared,
+        subset,
+        shapes,
+        header_lines=[f"<b>Country: {escape_text(country)}</b>", *lines],
+        page_title=escape_text(f"Flight {stem} {callsign} \u2013 {country}"),
+        context_track=True,
+        max_points=max_points,
+        assets=assets or MapAssets(),
     )
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
+def safe_country_name(country: str) -> str:
+    """``country`` reduced to ``[A-Za-z0-9_-]`` (for file names)."""
+    return _SAFE_NAME.sub("_", country) or "_"
+
+
 def render_country_maps(
     track: pd.DataFrame,
     crossings: pd.DataFrame | None,
-    firs: pd.DataFrame | None,
+    firs: pd.DataFrame | FirShapes | None,
     out_dir: Path,
     *,
     country_of_fir: Mapping[str, str] | None = None,
     max_points: int = MAX_POINTS,
+    assets: MapAssets | None = None,
 ) -> dict[str, Path]:
-    """One HTML map per country whose FIRs the flight crossed.
+    """One HTML map per country whose FIRs the flight crossed (:func:`country_map_html`).
 
-    Each map highlights the part of the track inside that country's FIRs (its crossings, in
-    FIR colours, with entry/exit markers) over the faint whole track, zoomed on that part.
     Files are ``<out_dir>/<flight_id>_<country>.html`` (country sanitised to
-    ``[A-Za-z0-9_-]``). The country of a FIR comes from ``country_of_fir``, else from the
-    ``country`` column of ``firs``; a crossed FIR without a country raises ``ValueError``.
-
-    Returns ``{country: path}`` in order of first visit; ``{}`` without crossings.
+    ``[A-Za-z0-9_-]``). Returns ``{country: path}`` in order of first visit; ``{}`` without
+    crossings.
     """
+    shapes = fir_shapes(firs)
     prepared = _prepare_track(track)
     cross = _prepare_crossings(crossings, prepared)
-    if cross.empty:
-        return {}
-    mapping: dict[str, str] = {}
-    if firs is not None and not firs.empty and "country" in firs.columns:
-        mapping.update(
-            zip(firs["fir_id"].astype("str"), firs["country"].astype("str"), strict=True)
-        )
-    if country_of_fir is not None:
-        mapping.update({str(k): str(v) for k, v in country_of_fir.items()})
-    unknown = sorted(set(cross["fir_id"]) - set(mapping))
-    if unknown:
-        raise ValueError(f"no country known for FIR(s) {unknown}")
-    countries = cross["fir_id"].map(mapping)
-    out_dir = Path(out_dir)
+    countries = map_countries(cross, shapes, country_of_fir=country_of_fir)
     stem = "unknown" if prepared.flight_id is None else str(prepared.flight_id)
-    result: dict[str, Path] = {}
-    for country in dict.fromkeys(countries.tolist()):
-        subset = cross[countries == country].reset_index(drop=True)
-        safe = _SAFE_NAME.sub("_", country) or "_"
-        callsign = prepared.attrs.get("callsign") or ""
-        result[country] = _render(
-            prepared,
-            subset,
-            firs,
-            out_dir / f"{stem}_{safe}.html",
-            header_lines=[f"<b>Country: {escape_text(country)}</b>"],
-            page_title=escape_text(f"Flight {stem} {callsign} \u2013 {country}"),
-            context_track=True,
-            max_points=max_points,
+    return {
+        country: _write(
+            Path(out_dir) / f"{stem}_{safe_country_name(country)}.html",
+            country_map_html(
+                track,
+                cross,
+                shapes,
+                country,
+                country_of_fir=country_of_fir,
+                max_points=max_points,
+                assets=assets,
+            ),
         )
-    return result
+        for country in countries
+    }

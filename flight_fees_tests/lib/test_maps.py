@@ -101,14 +101,28 @@ def _crossings(track: pd.DataFrame, bounds: dict[str, tuple[float, float]]) -> p
     return pd.DataFrame(rows)
 
 
+def _payload(html_text: str) -> dict:
+    """The drawing data of a map page (the JSON of its ``ff-map-data`` element)."""
+    found = re.findall(
+        r'<script type="application/json" id="ff-map-data">(.*?)</script>', html_text, flags=re.S
+    )
+    assert len(found) == 1
+    return json.loads(found[0])
+
+
 def _polylines(html_text: str) -> list[np.ndarray]:
-    found = re.findall(r"L\.polyline\(\s*(\[\[.*?\]\])\s*,", html_text, flags=re.S)
-    return [np.asarray(json.loads(f), dtype=float) for f in found]
+    """Drawn lines in drawing order: track runs, coverage gaps, crossing segments per FIR."""
+    data = _payload(html_text)
+    lines = [run for run in data["track"] if len(run) >= 2]
+    lines += [gap["line"] for gap in data["gaps"]]
+    lines += [seg["line"] for fir in data["firs"] for seg in fir["segments"]]
+    return [np.asarray(line, dtype=float) for line in lines]
 
 
 def _polygons(html_text: str) -> list[np.ndarray]:
-    found = re.findall(r"L\.polygon\(\s*(\[\[\[.*?\]\]\])\s*,", html_text, flags=re.S)
-    return [np.asarray(json.loads(f)[0], dtype=float) for f in found]
+    """Exterior rings (lat, lon) of the drawn FIR polygons."""
+    data = _payload(html_text)
+    return [np.asarray(p[0], dtype=float) for fir in data["firs"] for p in fir["polygons"]]
 
 
 def _assert_no_raw_hostile(text: str) -> None:
@@ -138,9 +152,8 @@ def test_fir_colour_is_stable_and_from_palette() -> None:
 
 
 def _segment_colours(text: str) -> list[str]:
-    """Colours of the crossing segments (weight 5 polylines), in drawing order."""
-    options = re.findall(r"L\.polyline\(\s*\[\[.*?\]\]\s*,\s*(\{.*?\})\s*\)", text, flags=re.S)
-    return [json.loads(o)["color"] for o in options if json.loads(o)["weight"] == 5]
+    """Colours of the crossing segments, in drawing order."""
+    return [fir["colour"] for fir in _payload(text)["firs"] for _ in fir["segments"]]
 
 
 def test_flight_map_contents(tmp_path: Path) -> None:
@@ -185,7 +198,7 @@ def test_flight_map_contents(tmp_path: Path) -> None:
     # the segment of a crossing starts/ends on its entry/exit points
     seg = lines[1 + 2]  # LSAS
     assert seg[0] == pytest.approx([47.0, 6.0]) and seg[-1] == pytest.approx([47.0, 9.0])
-    assert "leaflet" in text.lower() and "L.control.layers" in text
+    assert "leaflet" in text.lower() and "L.control.layers" in text  # inlined: offline
 
 
 def test_flight_map_downsamples_and_keeps_crossing_neighbours(tmp_path: Path) -> None:
