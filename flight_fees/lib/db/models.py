@@ -1,14 +1,22 @@
 """SQLAlchemy 2 models of the billing database.
 
 The schema is created by the Alembic migrations in ``flight_fees/migrations`` (never by
-``create_all`` outside tests). Money columns are ``Numeric`` and map to ``decimal.Decimal``.
-Every CHECK constraint here is written so that it holds on SQLite and PostgreSQL alike.
+``create_all`` outside tests). Every CHECK constraint here holds on SQLite and PostgreSQL alike.
+
+Numbers (money, FX rates, distances, MTOW, coordinates) are :class:`ExactDecimal` columns that
+map to ``decimal.Decimal``: ``NUMERIC(p, s)`` on PostgreSQL and, on SQLite (which has no exact
+decimal type: a ``NUMERIC`` column stores REAL), a ``BIGINT`` of the value in units of
+``10^-s`` (integer minor units), so values round-trip exactly and ``SUM`` is exact integer
+arithmetic. Each such column has a CHECK that only lets finite values through
+(:func:`number_checks`): ``'NaN'`` and the infinities pass ``x >= 0`` on PostgreSQL (NaN sorts
+above every number), and SQLite stores any text or REAL in any column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -24,11 +32,15 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     func,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from flight_fees.lib.money import InvalidAmount, to_decimal
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -66,6 +78,121 @@ def upper_alnum_check(column: str, min_len: int, max_len: int, nullable: bool = 
         f"AND {column} = upper({column}) AND {column} NOT LIKE '% %'"
     )
     return f"{column} IS NULL OR ({body})" if nullable else body
+
+
+#: wide enough for every quantize of an ``ExactDecimal`` (at most 24 digits)
+_EXACT_CONTEXT = Context(prec=60, traps=[InvalidOperation])
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A decimal column of ``precision`` digits, ``scale`` of them after the point, exact on
+    both databases (see the module docstring): ``NUMERIC(p, s)`` on PostgreSQL, ``BIGINT``
+    units of ``10^-scale`` on SQLite.
+
+    Values are written rounded half-up to ``scale`` places (as PostgreSQL's NUMERIC does);
+    NaN, infinities, non-numbers and values of more than ``precision - scale`` integer digits
+    are refused before reaching the database. Reads give ``Decimal`` with ``scale`` places.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int, scale: int) -> None:
+        super().__init__(precision=precision, scale=scale, asdecimal=True)
+        self.precision = precision
+        self.scale = scale
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def exact(self, value: object) -> Decimal:
+        """``value`` as this column stores it, or :class:`ValueError` saying why not."""
+        try:
+            number = to_decimal(value, what="value")
+        except InvalidAmount as exc:
+            raise ValueError(f"{exc} ({self.precision},{self.scale} column)") from None
+        rounded = number.quantize(
+            Decimal(1).scaleb(-self.scale), rounding=ROUND_HALF_UP, context=_EXACT_CONTEXT
+        )
+        if abs(rounded) >= Decimal(10) ** (self.precision - self.scale):
+            raise ValueError(
+                f"{value!r} does not fit a NUMERIC({self.precision},{self.scale}) column"
+            )
+        return rounded
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        number = self.exact(value)
+        return int(number.scaleb(self.scale)) if dialect.name == "sqlite" else number
+
+    def process_literal_param(self, value: Any, dialect: Dialect) -> str:
+        return "NULL" if value is None else str(self.process_bind_param(value, dialect))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-self.scale, context=_EXACT_CONTEXT)
+        return value if isinstance(value, Decimal) else self.exact(value)
+
+
+def number_check_sql(dialect: str, column: str, condition: str | None = None) -> str:
+    """SQL that holds when ``column`` (an :class:`ExactDecimal` column) is NULL or a finite
+    number satisfying ``condition`` (e.g. ``"x >= 0"`` written with the column name).
+
+    PostgreSQL: ``-Infinity < x < Infinity`` (false for NaN, which sorts above Infinity);
+    SQLite: the stored value is an integer (no text, no REAL, hence no NaN/Infinity).
+    """
+    if dialect == "postgresql":
+        finite = f"{column} > '-Infinity' AND {column} < 'Infinity'"
+    elif dialect == "sqlite":
+        finite = f"typeof({column}) = 'integer'"
+    else:
+        raise ValueError(f"no number CHECK for dialect {dialect!r}")
+    body = f"{finite} AND ({condition})" if condition else finite
+    return f"{column} IS NULL OR ({body})"
+
+
+def number_checks(column: str, condition: str | None, name: str) -> list[CheckConstraint]:
+    """The CHECK ``name`` of :func:`number_check_sql`, one per database (each created only
+    there)."""
+    return [
+        CheckConstraint(number_check_sql(d, column, condition), name=name).ddl_if(dialect=d)
+        for d in ("postgresql", "sqlite")
+    ]
+
+
+#: ``(table, column, condition, check name)`` of every :class:`ExactDecimal` column
+EXACT_COLUMNS: tuple[tuple[str, str, str | None, str], ...] = (
+    ("aircraft", "mtow_kg", "mtow_kg > 0", "mtow_positive"),
+    ("flights", "mtow_kg", "mtow_kg > 0", "mtow_positive"),
+    ("fee_lines", "entry_lat", None, "entry_lat_finite"),
+    ("fee_lines", "entry_lon", None, "entry_lon_finite"),
+    ("fee_lines", "exit_lat", None, "exit_lat_finite"),
+    ("fee_lines", "exit_lon", None, "exit_lon_finite"),
+    ("fee_lines", "distance_km", "distance_km >= 0", "distance_non_negative"),
+    ("fee_lines", "flown_km", "flown_km >= 0", "flown_km_non_negative"),
+    ("fee_lines", "mtow_kg", "mtow_kg > 0", "mtow_positive"),
+    ("fee_lines", "service_units", None, "service_units_finite"),
+    ("fee_lines", "unit_rate", None, "unit_rate_finite"),
+    ("fee_lines", "local_amount", "local_amount >= 0", "local_amount_non_negative"),
+    ("fee_lines", "fx_rate", "fx_rate > 0", "fx_rate_positive"),
+    ("fee_lines", "billing_amount", "billing_amount >= 0", "billing_amount_non_negative"),
+    ("invoices", "total_amount", "total_amount >= 0", "total_non_negative"),
+    ("credit_notes", "amount", "amount >= 0", "amount_non_negative"),
+)
+
+
+def _exact_checks(table: str) -> list[CheckConstraint]:
+    return [
+        check
+        for tbl, column, condition, name in EXACT_COLUMNS
+        if tbl == table
+        for check in number_checks(column, condition, name)
+    ]
 
 
 def _partial_unique_index(name: str, *columns: str, where: str) -> Index:
@@ -149,14 +276,14 @@ class Aircraft(TimestampMixin, Base):
             "icao24 IS NULL OR (length(icao24) = 6 AND icao24 = lower(icao24))", name="icao24_fmt"
         ),
         CheckConstraint(upper_alnum_check("icao_type", 2, 4), name="icao_type_fmt"),
-        CheckConstraint("mtow_kg IS NULL OR mtow_kg > 0", name="mtow_positive"),
+        *_exact_checks("aircraft"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     registration: Mapped[str] = mapped_column(String(10), nullable=False, unique=True)
     icao24: Mapped[str | None] = mapped_column(String(6), index=True)
     icao_type: Mapped[str | None] = mapped_column(String(4))
-    mtow_kg: Mapped[Decimal | None] = mapped_column(Numeric(10, 1))
+    mtow_kg: Mapped[Decimal | None] = mapped_column(ExactDecimal(10, 1))
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="RESTRICT"), index=True
     )
@@ -171,7 +298,7 @@ class Flight(TimestampMixin, Base):
     __tablename__ = "flights"
     __table_args__ = (
         CheckConstraint(_in("status", FLIGHT_STATUSES), name="status_valid"),
-        CheckConstraint("mtow_kg IS NULL OR mtow_kg > 0", name="mtow_positive"),
+        *_exact_checks("flights"),
         CheckConstraint(upper_alnum_check("origin", 3, 4), name="origin_fmt"),
         CheckConstraint(upper_alnum_check("destination", 3, 4), name="destination_fmt"),
     )
@@ -185,7 +312,7 @@ class Flight(TimestampMixin, Base):
     origin: Mapped[str | None] = mapped_column(String(4))
     destination: Mapped[str | None] = mapped_column(String(4))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
-    mtow_kg: Mapped[Decimal | None] = mapped_column(Numeric(10, 1))
+    mtow_kg: Mapped[Decimal | None] = mapped_column(ExactDecimal(10, 1))
     mtow_source: Mapped[str | None] = mapped_column(String(60))
     status: Mapped[str] = mapped_column(String(10), nullable=False, default="billed")
     error_category: Mapped[str | None] = mapped_column(String(40))
@@ -204,10 +331,7 @@ class FeeLine(Base):
     __tablename__ = "fee_lines"
     __table_args__ = (
         UniqueConstraint("flight_id", "line_no"),
-        CheckConstraint("local_amount >= 0", name="local_amount_non_negative"),
-        CheckConstraint("billing_amount >= 0", name="billing_amount_non_negative"),
-        CheckConstraint("distance_km >= 0", name="distance_non_negative"),
-        CheckConstraint("fx_rate > 0", name="fx_rate_positive"),
+        *_exact_checks("fee_lines"),
         CheckConstraint(currency_check("local_currency"), name="local_currency_valid"),
         CheckConstraint(currency_check("billing_currency"), name="billing_currency_valid"),
         CheckConstraint(upper_alnum_check("zone_id", 1, 8, False), name="zone_id_fmt"),
@@ -223,23 +347,23 @@ class FeeLine(Base):
     fir_ids: Mapped[str] = mapped_column(String(200), nullable=False)
     entry_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     exit_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    entry_lat: Mapped[float | None] = mapped_column(Numeric(9, 6))
-    entry_lon: Mapped[float | None] = mapped_column(Numeric(10, 6))
-    exit_lat: Mapped[float | None] = mapped_column(Numeric(9, 6))
-    exit_lon: Mapped[float | None] = mapped_column(Numeric(10, 6))
-    distance_km: Mapped[Decimal] = mapped_column(Numeric(12, 3), nullable=False)
-    flown_km: Mapped[Decimal | None] = mapped_column(Numeric(12, 3))
-    mtow_kg: Mapped[Decimal | None] = mapped_column(Numeric(10, 1))
+    entry_lat: Mapped[float | None] = mapped_column(ExactDecimal(9, 6))
+    entry_lon: Mapped[float | None] = mapped_column(ExactDecimal(10, 6))
+    exit_lat: Mapped[float | None] = mapped_column(ExactDecimal(9, 6))
+    exit_lon: Mapped[float | None] = mapped_column(ExactDecimal(10, 6))
+    distance_km: Mapped[Decimal] = mapped_column(ExactDecimal(12, 3), nullable=False)
+    flown_km: Mapped[Decimal | None] = mapped_column(ExactDecimal(12, 3))
+    mtow_kg: Mapped[Decimal | None] = mapped_column(ExactDecimal(10, 1))
     category: Mapped[str | None] = mapped_column(String(20))
-    service_units: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
-    unit_rate: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    service_units: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 6))
+    unit_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 6))
     tariff_id: Mapped[str] = mapped_column(String(60), nullable=False)
     tariff_version: Mapped[str] = mapped_column(String(60), nullable=False)
-    local_amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
+    local_amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 3), nullable=False)
     local_currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    fx_rate: Mapped[Decimal] = mapped_column(Numeric(24, 10), nullable=False)
+    fx_rate: Mapped[Decimal] = mapped_column(ExactDecimal(24, 10), nullable=False)
     fx_date: Mapped[dt.date | None] = mapped_column(Date)
-    billing_amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
+    billing_amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 3), nullable=False)
     billing_currency: Mapped[str] = mapped_column(String(3), nullable=False)
     exemption: Mapped[str | None] = mapped_column(String(60))
     interpolated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
@@ -260,7 +384,7 @@ class Invoice(TimestampMixin, Base):
     __tablename__ = "invoices"
     __table_args__ = (
         CheckConstraint(_in("status", INVOICE_STATUSES), name="status_valid"),
-        CheckConstraint("total_amount >= 0", name="total_non_negative"),
+        *_exact_checks("invoices"),
         CheckConstraint(currency_check("currency"), name="currency_valid"),
         CheckConstraint("period_end >= period_start", name="period_ordered"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),
@@ -282,7 +406,7 @@ class Invoice(TimestampMixin, Base):
     issue_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     due_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    total_amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
+    total_amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 3), nullable=False)
     line_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     status: Mapped[str] = mapped_column(String(10), nullable=False, default="PENDING")
     paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -307,14 +431,14 @@ class CreditNote(Base):
 
     __tablename__ = "credit_notes"
     __table_args__ = (
-        CheckConstraint("amount >= 0", name="amount_non_negative"),
+        *_exact_checks("credit_notes"),
         CheckConstraint(currency_check("currency"), name="currency_valid"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     number: Mapped[str] = mapped_column(String(20), nullable=False, unique=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), nullable=False, unique=True)
-    amount: Mapped[Decimal] = mapped_column(Numeric(18, 3), nullable=False)
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 3), nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(

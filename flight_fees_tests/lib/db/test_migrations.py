@@ -63,3 +63,71 @@ def test_schema_matches_models(engine):
 def test_check_constraints_reject_bad_rows(engine, sql):
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text(sql))
+
+
+_CUSTOMER = (
+    "INSERT INTO customers (code, name, billing_frequency, week_end_weekday, billing_currency,"
+    " payment_terms_days) VALUES ('C1', 'x', 'weekly', 6, 'EUR', 30)"
+)
+
+
+def _line(flight_id: int, amount: str) -> str:
+    return (
+        "INSERT INTO fee_lines (flight_id, line_no, flight_date, customer_id, zone_id, fir_ids,"
+        " entry_time, exit_time, entry_lat, distance_km, tariff_id, tariff_version,"
+        " local_amount, local_currency, fx_rate, billing_amount, billing_currency,"
+        f" interpolated) VALUES ({flight_id}, 1, '2026-01-10', 1, 'LF', 'LFFF',"
+        " '2026-01-10 10:00:00', '2026-01-10 11:00:00', -45.123456, 412.5, 't', 'v',"
+        f" {amount}, 'EUR', 1.0812, {amount}, 'EUR', false)"
+    )
+
+
+def test_0002_converts_existing_numbers_exactly(empty_url):
+    """Rows written under 0001 (SQLite: binary REALs) read back as the exact decimals."""
+    from decimal import Decimal
+
+    from sqlalchemy import func, select
+
+    from flight_fees.lib.db.models import FeeLine
+
+    engine = make_engine(empty_url)
+    upgrade(engine, "0001")
+    amounts = ["0.1", "0.2", "9999.9", "0.3"]
+    with engine.begin() as conn:
+        conn.execute(text(_CUSTOMER))
+        for i, amount in enumerate(amounts):
+            conn.execute(text(_line(i + 1, amount)))
+        before = conn.execute(text("SELECT SUM(billing_amount) FROM fee_lines")).scalar_one()
+    if engine.dialect.name == "sqlite":
+        assert before != 10000.5  # the REAL sum of 0001 drifts
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(FeeLine.billing_amount, FeeLine.fx_rate, FeeLine.entry_lat).order_by(
+                FeeLine.flight_id
+            )
+        ).all()
+        total = conn.execute(select(func.sum(FeeLine.billing_amount))).scalar_one()
+    assert [r.billing_amount for r in rows] == [Decimal(a) for a in amounts]
+    assert {(r.fx_rate, r.entry_lat) for r in rows} == {(Decimal("1.0812"), Decimal("-45.123456"))}
+    assert total == Decimal("10000.5")
+    engine.dispose()
+
+
+def test_0002_refuses_rows_it_cannot_convert(empty_url):
+    """A NaN amount (PostgreSQL and SQLite accepted it under 0001) stops the upgrade with the
+    row named; nothing is half-converted."""
+    engine = make_engine(empty_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text(_CUSTOMER))
+        conn.execute(text(_line(7, "12.5")))
+        conn.execute(text(_line(8, "'NaN'")))
+    with pytest.raises(Exception, match=r"fee_lines id=2: billing_amount = 'NaN'"):
+        upgrade(engine)
+    assert current_revision(engine) == "0001"
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM fee_lines WHERE flight_id = 8"))
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
