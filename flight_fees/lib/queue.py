@@ -101,13 +101,20 @@ def validate_priority(priority: str) -> str:
 
 
 def parse_flight_id(raw: str | int) -> int:
-    """A flight id is a positive 64-bit integer; raise :class:`QueueError` otherwise."""
-    text = str(raw).strip()
-    if not text.isdigit():
-        raise QueueError(f"not a flight id (positive integer expected): {raw!r}")
-    value = int(text)
+    """A flight id is a positive 64-bit integer, given as an int or as ASCII digits (no other
+    Unicode digit such as ``"²"`` or ``"١٢٣"``); raise :class:`QueueError` otherwise."""
+    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        text = str(raw).strip()
+        if not (text.isascii() and text.isdigit()):
+            raise QueueError(f"not a flight id (positive integer expected): {shown}")
+        if len(text.lstrip("0")) > 19:  # never convert thousands of digits
+            raise QueueError(f"flight id out of range (1 .. 2^63-1): {shown}")
+        value = int(text)
     if value <= 0 or value >= 2**63:
-        raise QueueError(f"flight id out of range (1 .. 2^63-1): {raw!r}")
+        raise QueueError(f"flight id out of range (1 .. 2^63-1): {shown}")
     return value
 
 
