@@ -98,12 +98,14 @@ def _upsert_flights(session: Session, rows: list[dict[str, Any]]) -> None:
     for r in clean:
         for c in columns:
             r.setdefault(c, None)
-    stmt = insert_fn(Flight).values(clean)
+    # one statement executed for many parameter sets (executemany): compiled once and
+    # cached, instead of a statement with thousands of VALUES compiled anew every time
+    stmt = insert_fn(Flight)
     stmt = stmt.on_conflict_do_update(
         index_elements=["flight_id"],
-        set_={c: stmt.excluded[c] for c in columns if c != "flight_id"},
+        set_={c: stmt.excluded[c] for c in sorted(columns) if c != "flight_id"},
     )
-    session.execute(stmt)
+    session.execute(stmt, clean)
 
 
 def _refusal(flight_id: int, number: str) -> tuple[str, str]:

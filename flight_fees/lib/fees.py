@@ -52,6 +52,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal
 
+import numpy as np
 import pandas as pd
 
 from flight_fees.lib.aircraft_types import UnknownMtow
@@ -365,8 +366,12 @@ def compute_fee_lines(
     ordered = visits.sort_values(["flight_id", "visit_index"], kind="stable")
     lines: list[dict[str, Any]] = []
     failures: dict[int, tuple[str, str]] = {}
-    for flight_id_value, group in ordered.groupby("flight_id", sort=False):
-        flight_id = int(flight_id_value)  # type: ignore[call-overload]
+    flight_ids = ordered["flight_id"].to_numpy(dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, flight_ids[1:] != flight_ids[:-1]]) if len(ordered) else []
+    ends = np.r_[starts[1:], len(ordered)] if len(ordered) else []
+    records = _records(ordered)  # one conversion of the whole frame, no per-flight frames
+    for start, end in zip(starts, ends, strict=True):
+        flight_id = int(flight_ids[start])
         flight = flight_rows.get(flight_id)
         if flight is None:
             failures[flight_id] = (
@@ -377,7 +382,7 @@ def compute_fee_lines(
         flight_lines: list[dict[str, Any]] = []
         try:
             billing = _billing_currency(flight_id, flight, billing_currency)
-            for visit in group.to_dict("records"):
+            for visit in records[start:end]:
                 try:
                     flight_lines.append(
                         _line(
@@ -405,6 +410,17 @@ def compute_fee_lines(
     frame = pd.DataFrame(lines, columns=list(FEE_LINE_COLUMNS))
     frame = frame.astype({"flight_id": "int64", "line_no": "int64", "interpolated": "bool"})
     return FeeLineResult(frame.reset_index(drop=True), MappingProxyType(failures))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts, converted column by column (Arrow-backed string
+    columns element by element are slow), missing values as they come (None / NaN / NaT)."""
+    columns = [
+        frame[c].to_numpy(dtype=object) if frame[c].dtype != object else frame[c].to_numpy()
+        for c in frame.columns
+    ]
+    names = list(frame.columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 class _VisitFailure(Exception):

@@ -349,12 +349,33 @@ def bill_stage(
 
     rows: list[dict[str, Any]] = []
     flight_info: dict[int, dict[str, Any]] = {}
-    for fid in flight_ids:
+    # one column-wise look-up per attribute (no per-flight .loc), then plain values per flight
+    res = resolved_frame[~resolved_frame.index.duplicated()].reindex(flight_ids)
+
+    def column(frame: pd.DataFrame, name: str) -> list[Any]:
+        if name not in frame.columns:
+            return [None] * len(frame)
+        return frame[name].to_numpy(dtype=object).tolist()
+
+    described = {
+        name: column(res, name)
+        for name in ("callsign", "icao24", "aircraft_type", "origin", "destination")
+    }
+    mt = mtows[~mtows.index.duplicated()].reindex(flight_ids)
+    dates = base[~base.index.duplicated()]["flight_date"].reindex(flight_ids).tolist()
+    for k, fid, registration, operator, flags, mtow_kg, mtow_error, mtow_source in zip(
+        range(len(flight_ids)),
+        flight_ids,
+        map(_text, column(res, "registration")),
+        map(_text, column(res, "operator")),
+        column(res, "flags"),
+        column(mt, "mtow_kg"),
+        column(mt, "mtow_error"),
+        column(mt, "mtow_source"),
+        strict=True,
+    ):
         if fid in failures:
             continue
-        r = resolved_frame.loc[fid] if fid in resolved_frame.index else pd.Series(dtype=object)
-        registration = _text(r.get("registration"))
-        operator = _text(r.get("operator"))
         if operator is None:
             failures[fid] = (
                 "unknown_aircraft",
@@ -366,31 +387,30 @@ def bill_stage(
         if customer is None:
             failures[fid] = ("unknown_customer", f"operator {operator!r} is not a customer")
             continue
-        mtow = mtows.loc[fid]
-        if mtow["mtow_kg"] is None:
-            failures[fid] = ("unknown_mtow", str(mtow["mtow_error"]))
+        if mtow_kg is None or (isinstance(mtow_kg, float) and mtow_kg != mtow_kg):
+            failures[fid] = ("unknown_mtow", str(mtow_error))
             continue
-        flight_date = base.loc[fid, "flight_date"]
+        flight_date = dates[k]
         rows.append(
             {
                 "flight_id": fid,
                 "flight_date": flight_date,
-                "mtow_kg": mtow["mtow_kg"],
-                "flags": r.get("flags") if _present(r.get("flags")) else None,
+                "mtow_kg": mtow_kg,
+                "flags": flags if _present(flags) else None,
                 "billing_currency": customer.billing_currency,
             }
         )
         flight_info[fid] = {
             "flight_date": flight_date,
-            "callsign": _text(r.get("callsign")),
+            "callsign": _text(described["callsign"][k]),
             "registration": registration,
-            "icao24": _text(r.get("icao24")),
-            "aircraft_type": _text(r.get("aircraft_type")),
-            "origin": _text(r.get("origin")),
-            "destination": _text(r.get("destination")),
+            "icao24": _text(described["icao24"][k]),
+            "aircraft_type": _text(described["aircraft_type"][k]),
+            "origin": _text(described["origin"][k]),
+            "destination": _text(described["destination"][k]),
             "customer_id": customer.id,
-            "mtow_kg": mtow["mtow_kg"],
-            "mtow_source": mtow["mtow_source"],
+            "mtow_kg": mtow_kg,
+            "mtow_source": mtow_source,
         }
     flights = pd.DataFrame(
         rows, columns=["flight_id", "flight_date", "mtow_kg", "flags", "billing_currency"]
