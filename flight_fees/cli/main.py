@@ -83,6 +83,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "serve_intake_command",
         "Serve POST /flights (HMAC-signed flight ids -> queue) and GET /health.",
     ),
+    "serve": LazyCommand(
+        "flight_fees.cli.serve",
+        "serve_command",
+        "Serve maps, day indexes, invoices, credit notes and processing logs (read-only HTTP).",
+    ),
     "db": LazyCommand(
         "flight_fees.cli.commands", "db_app", "The billing database (migrations).", group=True
     ),

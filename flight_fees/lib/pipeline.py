@@ -1,6 +1,7 @@
-"""The processing stages as plain functions (no Dagster): tracks -> crossings -> fee lines ->
-maps. The Dagster assets in ``flight_fees/defs/processing`` are thin wrappers around these, and
-a notebook user can call them directly.
+"""The processing stages as plain functions (no Dagster): tracks -> crossings -> fee lines
+(maps are made on demand: ``flight_fees.lib.map_service``). The Dagster assets in
+``flight_fees/defs/processing`` are thin wrappers around these, and a notebook user can call
+them directly.
 
 Per-flight failures travel as ``{flight_id: (category, message)}``; a failing flight never
 stops the others.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,61 @@ def fetch_tracks_stage(
         requested=requested,
         queries=int(getattr(fetched, "queries", 0)),
     )
+
+
+#: Flights fetched, crossed and billed at once by a streaming run: peak memory follows this,
+#: not the number of flights in the run (~2,000 positions per flight: ~0.5 GB per chunk).
+CHUNK_FLIGHTS: int = 1_000
+
+
+def fetch_tracks_chunks(
+    source: Any,
+    day: dt.date,
+    flight_ids: Sequence[int] | None,
+    *,
+    chunk_flights: int = CHUNK_FLIGHTS,
+    max_gap_s: float = 600.0,
+    max_speed_kt: float = 1200.0,
+    min_points: int = 10,
+) -> Iterator[TrackStage]:
+    """:func:`fetch_tracks_stage` over chunks of ``chunk_flights`` flights, one stage per chunk
+    (without ids: every flight of ``day``, listed first). A whole-source failure ends the
+    iteration with a stage whose ``source_error`` is set and whose failures cover the flights
+    of that chunk and of every chunk not fetched yet."""
+    from flight_fees.lib.tracks import TrackSourceError, empty_tracks
+
+    if chunk_flights < 1:
+        raise ValueError(f"chunk_flights must be >= 1, got {chunk_flights}")
+    if flight_ids:
+        ids = sorted(set(int(f) for f in flight_ids))
+    else:
+        try:
+            ids = sorted(set(int(f) for f in source.flight_ids_for_day(day)))
+        except TrackSourceError as exc:
+            yield TrackStage(
+                tracks=empty_tracks(),
+                failures={},
+                report=pd.DataFrame(),
+                requested=None,
+                source_error=(exc.category, str(exc)),
+            )
+            return
+    for start in range(0, len(ids), chunk_flights):
+        chunk = ids[start : start + chunk_flights]
+        stage = fetch_tracks_stage(
+            source,
+            day,
+            chunk,
+            max_gap_s=max_gap_s,
+            max_speed_kt=max_speed_kt,
+            min_points=min_points,
+        )
+        if stage.source_error is not None:
+            rest = ids[start + chunk_flights :]
+            stage.failures.update({fid: stage.source_error for fid in rest})
+            yield stage
+            return
+        yield stage
 
 
 def flight_attribute_rows(tracks: pd.DataFrame) -> pd.DataFrame:
@@ -182,72 +238,12 @@ def crossings_stage(
     )
 
 
-# -- stage 4: maps ---------------------------------------------------------------------------
-
-
-def render_maps_stage(
-    tracks: pd.DataFrame,
-    crossings: pd.DataFrame,
-    firs: pd.DataFrame,
-    out_dir: Path,
-    *,
-    attrs: pd.DataFrame | None = None,
-) -> tuple[dict[int, Path], Failures]:
-    """A folium map per flight and per country crossed; failures never stop the others."""
-    from flight_fees.lib.maps import render_country_maps, render_flight_map
-
-    country_of_fir = dict(zip(firs["fir_id"], firs["country"], strict=False))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[int, Path] = {}
-    failures: Failures = {}
-    by_flight_crossings = dict(tuple(crossings.groupby("flight_id"))) if len(crossings) else {}
-    attr_index = attrs.set_index("flight_id") if attrs is not None and len(attrs) else None
-    for fid, track in tracks.groupby("flight_id", sort=True):
-        fid = int(fid)
-        flight_crossings = by_flight_crossings.get(fid, crossings.iloc[0:0])
-        title = None
-        if attr_index is not None and fid in attr_index.index:
-            row = attr_index.loc[fid]
-            title = (
-                " ".join(
-                    str(v) for v in (row.get("callsign"), row.get("registration")) if _present(v)
-                )
-                or None
-            )
-        try:
-            paths[fid] = render_flight_map(
-                track, flight_crossings, firs, out_dir / f"{fid}.html", title=title
-            )
-            render_country_maps(
-                track, flight_crossings, firs, out_dir / "countries", country_of_fir=country_of_fir
-            )
-        except Exception as exc:  # a map is a convenience: report, never block billing
-            failures[fid] = ("map_error", f"{type(exc).__name__}: {exc}")
-    return paths, failures
-
-
 def _present(value: Any) -> bool:
     return (
         value is not None
         and not (isinstance(value, float) and np.isnan(value))
         and str(value) != ""
     )
-
-
-def write_maps_index(day: dt.date, paths: Mapping[int, Path], out: Path) -> Path:
-    """An HTML index of the day's flight maps (relative links)."""
-    import html
-
-    items = "\n".join(
-        f'<li><a href="{html.escape(p.relative_to(out.parent).as_posix())}">{fid}</a></li>'
-        for fid, p in sorted(paths.items())
-    )
-    out.write_text(
-        f"<!doctype html><meta charset='utf-8'><title>Flight maps {day}</title>"
-        f"<h1>Flight maps {day}</h1><p>{len(paths)} flight(s)</p><ul>{items}</ul>",
-        encoding="utf-8",
-    )
-    return out
 
 
 # -- stage 3: fee lines ----------------------------------------------------------------------

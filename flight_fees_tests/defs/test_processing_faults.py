@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import func, select
 
-from flight_fees.defs.processing.assets import fee_lines, fir_crossings, flight_maps, flight_tracks
+from flight_fees.defs.processing.assets import fee_lines, fir_crossings, flight_tracks
 from flight_fees.defs.processing.checks import open_attribute_conflicts
 from flight_fees.defs.resources import (
     BillingDatabase,
@@ -26,7 +26,7 @@ from flight_fees.lib.registry import load_aircraft, load_customers
 from flight_fees_tests.pinot_broker import StandInPinotBroker
 
 DAY = dt.date(2026, 10, 28)
-ASSETS = [flight_tracks, fir_crossings, fee_lines, flight_maps]
+ASSETS = [flight_tracks, fir_crossings, fee_lines]
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def _materialize(ids, resources):
             run_config={"ops": {"flight_tracks": {"config": {"flight_ids": list(ids)}}}},
             resources=resources,
             instance=instance,
-            selection=["flight_tracks", "fir_crossings", "fee_lines", "flight_maps"],
+            selection=["flight_tracks", "fir_crossings", "fee_lines"],
             raise_on_error=False,
         )
 

@@ -50,6 +50,7 @@ def invoices(
 ) -> dg.MaterializeResult:
     from flight_fees.lib.documents import write_invoice_document
     from flight_fees.lib.invoicing import consolidate
+    from flight_fees.lib.links import invoice_url
 
     day = consolidation_day(config)
     engine = billing.engine()
@@ -69,7 +70,7 @@ def invoices(
     rows = "\n".join(
         f"| {inv.number} | {inv.customer_code} | {inv.period_start} .. {inv.period_end} | "
         f"{inv.line_count} | {inv.total_amount} {inv.currency} | {inv.due_date} | "
-        f"[html]({documents[inv.number].resolve().as_uri()}) |"
+        f"{invoice_url(inv.number)} |"
         for inv in result.invoices
     )
     return dg.MaterializeResult(
@@ -84,6 +85,10 @@ def invoices(
                 else "no invoice due on this day"
             ),
             "documents_dir": dg.MetadataValue.path(str(out_dir)),
+            **{  # links open from the UI (document server, `flight-fees serve`)
+                f"document {inv.number}": dg.MetadataValue.url(invoice_url(inv.number))
+                for inv in result.invoices[:20]
+            },
             "skipped": dg.MetadataValue.json(result.skipped_summary()),
             "zone_thresholds": dg.MetadataValue.json({k: str(v) for k, v in thresholds.items()}),
         }

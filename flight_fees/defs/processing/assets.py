@@ -1,5 +1,5 @@
-"""Processing assets, partitioned by UTC day: flight_tracks -> fir_crossings -> fee_lines,
-flight_maps.
+"""Processing assets, partitioned by UTC day: flight_tracks -> fir_crossings -> fee_lines
+(maps are made on demand, off the billing path: ``flight_fees/defs/maps``).
 
 A run of a day partition processes the flight ids in its run config (the queue sensor and
 ``flight-fees process`` set them) or, without ids, every flight of that day in the track source
@@ -279,6 +279,7 @@ def fee_lines(
     from flight_fees.lib.audit import FlightTiming, ProcessingLog, write_processing_log
     from flight_fees.lib.billing import fee_line_totals, invoiced_flights, persist_bills
     from flight_fees.lib.db.engine import transaction
+    from flight_fees.lib.links import day_maps_url, processing_log_url
     from flight_fees.lib.pipeline import bill_stage
 
     day = partition_day(context)
@@ -355,7 +356,8 @@ def fee_lines(
             "failed_flights": failures_table(failures),
             "open_conflicts": len(bills.conflicts),
             "preview": md_table(preview) if len(preview) else "no fee lines",
-            "processing_log": dg.MetadataValue.path(str(log_path)),
+            "processing_log": dg.MetadataValue.url(processing_log_url(log_path)),
+            "maps": dg.MetadataValue.url(day_maps_url(day)),
         }
     )
 
@@ -380,65 +382,3 @@ def _record_batch(engine, log, requested: int) -> None:  # type: ignore[no-untyp
                 fee_lines=int(log.summary.get("fee_lines", 0)),
             )
         )
-
-
-@dg.asset(
-    name="flight_maps",
-    group_name=GROUP,
-    partitions_def=daily_partitions,
-    deps=[fir_crossings],
-    kinds={"folium", "html"},
-    description="HTML maps per flight (track, crossings coloured per FIR, entry/exit markers) "
-    "and per country crossed.",
-)
-def flight_maps(
-    context: dg.AssetExecutionContext,
-    billing: BillingDatabase,
-    reference: ReferenceData,
-    workspace: Workspace,
-    settings: PipelineSettings,
-) -> dg.MaterializeResult:
-    from flight_fees.lib.pipeline import render_maps_stage, write_maps_index
-
-    day = partition_day(context)
-    if not settings.render_maps:
-        return dg.MaterializeResult(metadata={"maps": 0, "note": "render_maps is off"})
-    tracks, crossings, attrs = upstream_frames(
-        context, workspace, day, "tracks", "crossings", "flight_attributes"
-    )
-    out_dir = workspace.paths().maps / day.isoformat()
-    paths, failures = render_maps_stage(tracks, crossings, reference.firs(), out_dir, attrs=attrs)
-    _store_map_paths(billing, paths)
-    existing = {int(p.stem): p for p in out_dir.glob("*.html") if p.stem.isdigit()}
-    index = write_maps_index(day, existing, out_dir / "index.html")
-    for fid, (cat, msg) in failures.items():
-        context.log.warning("map of flight %s failed (%s): %s", fid, cat, msg)
-    return dg.MaterializeResult(
-        metadata={
-            "maps": len(paths),
-            "map_failures": len(failures),
-            "index": dg.MetadataValue.url(index.resolve().as_uri()),
-            "directory": dg.MetadataValue.path(str(out_dir)),
-            "examples": dg.MetadataValue.md(
-                "\n".join(
-                    f"- [{fid}]({p.resolve().as_uri()})" for fid, p in list(paths.items())[:10]
-                )
-                or "none"
-            ),
-        }
-    )
-
-
-def _store_map_paths(billing: BillingDatabase, paths: dict[int, object]) -> None:
-    from sqlalchemy import update
-
-    from flight_fees.lib.db.engine import transaction
-    from flight_fees.lib.db.models import Flight
-
-    if not paths:
-        return
-    with transaction(billing.engine()) as session:
-        for fid, path in paths.items():
-            session.execute(
-                update(Flight).where(Flight.flight_id == fid).values(map_path=str(path))
-            )
