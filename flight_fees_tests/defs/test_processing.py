@@ -97,8 +97,13 @@ def test_process_flights_bills_the_good_and_fails_the_bad(world):
     assert all(flights[f] == "billed" for f in good)
     assert _meta(result, "flight_tracks")["flights_failed"] == 1
     assert _meta(result, "fir_crossings")["crossings"] >= len(good)
-    maps = _meta(result, "flight_maps")
-    assert maps["maps"] == len(ids)
+    # no maps on the billing path: links to the document server instead
+    assert "flight_maps" not in {
+        e.event_specific_data.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
+    assert fee_meta["maps"].endswith(f"/maps/{DAY.isoformat()}/")
+    assert fee_meta["processing_log"].startswith("http")
     # the audit file of the batch lists both outcomes
     log_files = sorted(paths().logs.glob("*.json"))
     assert len(log_files) == 1
