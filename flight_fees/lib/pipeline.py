@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,61 @@ def fetch_tracks_stage(
         requested=requested,
         queries=int(getattr(fetched, "queries", 0)),
     )
+
+
+#: Flights fetched, crossed and billed at once by a streaming run: peak memory follows this,
+#: not the number of flights in the run (~2,000 positions per flight: ~0.5 GB per chunk).
+CHUNK_FLIGHTS: int = 1_000
+
+
+def fetch_tracks_chunks(
+    source: Any,
+    day: dt.date,
+    flight_ids: Sequence[int] | None,
+    *,
+    chunk_flights: int = CHUNK_FLIGHTS,
+    max_gap_s: float = 600.0,
+    max_speed_kt: float = 1200.0,
+    min_points: int = 10,
+) -> Iterator[TrackStage]:
+    """:func:`fetch_tracks_stage` over chunks of ``chunk_flights`` flights, one stage per chunk
+    (without ids: every flight of ``day``, listed first). A whole-source failure ends the
+    iteration with a stage whose ``source_error`` is set and whose failures cover the flights
+    of that chunk and of every chunk not fetched yet."""
+    from flight_fees.lib.tracks import TrackSourceError, empty_tracks
+
+    if chunk_flights < 1:
+        raise ValueError(f"chunk_flights must be >= 1, got {chunk_flights}")
+    if flight_ids:
+        ids = sorted(set(int(f) for f in flight_ids))
+    else:
+        try:
+            ids = sorted(set(int(f) for f in source.flight_ids_for_day(day)))
+        except TrackSourceError as exc:
+            yield TrackStage(
+                tracks=empty_tracks(),
+                failures={},
+                report=pd.DataFrame(),
+                requested=None,
+                source_error=(exc.category, str(exc)),
+            )
+            return
+    for start in range(0, len(ids), chunk_flights):
+        chunk = ids[start : start + chunk_flights]
+        stage = fetch_tracks_stage(
+            source,
+            day,
+            chunk,
+            max_gap_s=max_gap_s,
+            max_speed_kt=max_speed_kt,
+            min_points=min_points,
+        )
+        if stage.source_error is not None:
+            rest = ids[start + chunk_flights :]
+            stage.failures.update({fid: stage.source_error for fid in rest})
+            yield stage
+            return
+        yield stage
 
 
 def flight_attribute_rows(tracks: pd.DataFrame) -> pd.DataFrame:

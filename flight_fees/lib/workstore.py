@@ -1,8 +1,10 @@
 """Run-scoped intermediate frames of the pipeline (tracks, crossings, zone visits, failures).
 
 Each processing run writes its stage outputs as Parquet files keyed by stage, UTC day and run
-id: ``<root>/<stage>/day=YYYY-MM-DD/<run_id>.parquet``. Two runs of the same day never read
-each other's flights, and analysts can open any stage of any run with pandas or DuckDB.
+id: ``<root>/<stage>/day=YYYY-MM-DD/<run_id>.parquet``, or, when a run streams its flights in
+chunks, one file per chunk: ``<root>/<stage>/day=YYYY-MM-DD/<run_id>/part-00000.parquet``.
+Two runs of the same day never read each other's flights, and analysts can open any stage of
+any run with pandas or DuckDB (a chunked stage is a Parquet dataset directory).
 """
 
 from __future__ import annotations
@@ -45,18 +47,47 @@ class WorkStore:
                 os.unlink(tmp)
         return target
 
-    def read_frame(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> pd.DataFrame:
-        """The frame of the first run id that has one (a re-execution reads its parent's)."""
+    def write_part(
+        self, stage: str, day: dt.date, run_id: str, part: int, frame: pd.DataFrame
+    ) -> Path:
+        """Write chunk ``part`` of a streamed stage, atomically."""
+        folder = self.path(stage, day, run_id, "")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"part-{int(part):05d}.parquet"
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+    def parts(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> list[Path]:
+        """The files of ``stage`` of the first run id that has it (a re-execution reads its
+        parent's): the chunk files of a streamed stage in order, or the one file."""
         tried = []
         for run_id in run_ids:
+            folder = self.path(stage, day, run_id, "")
+            if folder.is_dir():
+                return sorted(folder.glob("part-*.parquet"))
             target = self.path(stage, day, run_id)
             if target.exists():
-                return pd.read_parquet(target)
+                return [target]
             tried.append(run_id)
         raise FileNotFoundError(
             f"no {stage!r} frame for {day} in runs {', '.join(tried)}; "
             f"materialize the upstream asset in this run first"
         )
+
+    def read_frame(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> pd.DataFrame:
+        """The whole frame of the first run id that has one (chunks concatenated)."""
+        files = self.parts(stage, day, run_ids)
+        if len(files) == 1:
+            return pd.read_parquet(files[0])
+        frames = [pd.read_parquet(f) for f in files]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def write_json(self, stage: str, day: dt.date, run_id: str, payload: object) -> Path:
         target = self.path(stage, day, run_id, ".json")
@@ -81,4 +112,7 @@ class WorkStore:
             if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed += 1
+        for folder in sorted(self.root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # chunk folders (and day folders) emptied above
         return removed

@@ -35,3 +35,21 @@ def test_prune_removes_old_files_only(tmp_path):
     os.utime(old, (ancient, ancient))
     assert store.prune(dt.timedelta(days=14)) == 1
     assert not old.exists() and new.exists()
+
+
+def test_chunked_stage_is_read_part_by_part_or_whole(tmp_path):
+    store = WorkStore(tmp_path)
+    store.write_part("tracks", DAY, "run-a", 1, pd.DataFrame({"flight_id": [3]}))
+    store.write_part("tracks", DAY, "run-a", 0, pd.DataFrame({"flight_id": [1, 2]}))
+    parts = store.parts("tracks", DAY, ["run-b", "run-a"])  # the parent's chunks, in order
+    assert [p.name for p in parts] == ["part-00000.parquet", "part-00001.parquet"]
+    assert [pd.read_parquet(p)["flight_id"].tolist() for p in parts] == [[1, 2], [3]]
+    assert store.read_frame("tracks", DAY, ["run-a"])["flight_id"].tolist() == [1, 2, 3]
+    # a single-file stage is one part
+    store.write_frame("crossings", DAY, "run-a", pd.DataFrame({"flight_id": [9]}))
+    assert len(store.parts("crossings", DAY, ["run-a"])) == 1
+    # pruning old chunks removes the emptied folders too
+    for p in parts:
+        os.utime(p, (0, 0))
+    assert store.prune(dt.timedelta(days=1)) == 2
+    assert not (tmp_path / "tracks").exists()
