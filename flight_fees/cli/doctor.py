@@ -52,4 +52,13 @@ def check_track_source() -> Check:
 
 
 def run_checks() -> list[Check]:
-    return [*check_database(), check_track_source()]
+    """Every check, with credentials masked in what it says (URL passwords, tokens)."""
+    from dataclasses import replace
+
+    from flight_fees.lib.redact import environment_secrets, redact
+
+    secrets = environment_secrets()
+    return [
+        replace(check, detail=redact(check.detail, secrets), hint=redact(check.hint, secrets))
+        for check in (*check_database(), check_track_source())
+    ]

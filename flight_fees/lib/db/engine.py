@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from flight_fees.lib.redact import redact
 from flight_fees.lib.settings import database_url, normalise_database_url
 
 
@@ -29,7 +30,7 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy.exc.ArgumentError
-        raise DatabaseError(f"invalid database URL: {exc}") from exc
+        raise DatabaseError(f"invalid database URL: {redact(exc)}") from None
     shown = parsed.render_as_string(hide_password=True)
     try:
         if parsed.get_backend_name() == "sqlite":
@@ -40,7 +41,7 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
             return engine
         return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
     except (ImportError, ArgumentError, NoSuchModuleError, OSError) as exc:
-        raise DatabaseError(f"cannot use database URL {shown}: {exc}") from exc
+        raise DatabaseError(f"cannot use database URL {shown}: {redact(exc)}") from None
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 
 from flight_fees.lib.db.migrate import current_revision, head_revision
+from flight_fees.lib.redact import redact
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ def describe_connection_error(engine: Engine, exc: BaseException) -> str:
     """A one-line explanation of why ``engine`` cannot connect."""
     url = engine.url.render_as_string(hide_password=True)
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    first = reason[0] if reason else type(exc).__name__
+    first = redact(reason[0]) if reason else type(exc).__name__
     return f"cannot connect to the billing database {url}: {first}"
 
 
@@ -41,7 +42,7 @@ def check_schema(engine: Engine) -> SchemaState:
     try:
         current = current_revision(engine)
     except Exception as exc:
-        return SchemaState(False, f"cannot read the schema revision: {exc}", str(exc))
+        return SchemaState(False, f"cannot read the schema revision: {redact(exc)}", redact(exc))
     head = head_revision()
     if current == head:
         return SchemaState(True, f"schema at {current} (latest)")

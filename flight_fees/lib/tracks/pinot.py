@@ -51,13 +51,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pandas as pd
 import pinotdb
 from pinotdb import exceptions as pinot_exceptions
 
+from flight_fees.lib.redact import mask_url
 from flight_fees.lib.tracks.base import (
     ATTRIBUTE_COLUMNS,
     NOT_FOUND,
@@ -311,9 +312,23 @@ class PinotTrackSource(BaseTrackSource):
         verify_ssl: bool | str = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        parts = urlsplit(broker_url.strip())
+        shown_url = mask_url(broker_url.strip())
+        try:
+            parts = urlsplit(broker_url.strip())
+            parts.port  # noqa: B018 - raises on a non-numeric port
+        except ValueError as exc:
+            raise ValueError(f"invalid broker URL {shown_url!r}: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"broker URL must be http(s)://host[:port]: {broker_url!r}")
+            raise ValueError(f"broker URL must be http(s)://host[:port]: {shown_url!r}")
+        if parts.username is not None or parts.password is not None:
+            # credentials in the URL (http://user:password@host): HTTP Basic, never shown
+            if username or password or bearer_token:
+                raise ValueError(
+                    "give the broker credentials either in the URL or as username/password "
+                    "or bearer token, not both"
+                )
+            username = unquote(parts.username or "")
+            password = unquote(parts.password or "")
         if bearer_token and (username or password):
             raise ValueError("give either a bearer token or a username/password, not both")
         if bool(username) != bool(password):
@@ -324,7 +339,8 @@ class PinotTrackSource(BaseTrackSource):
             )
         if max_rows is not None and max_rows < 1:
             raise ValueError("max_rows must be positive")
-        self.broker_url = broker_url.strip()
+        #: the URL as shown (password masked); the connection uses host, port and path only
+        self.broker_url = shown_url
         self._scheme = parts.scheme
         host = parts.hostname
         self._host = f"[{host}]" if ":" in host else host
