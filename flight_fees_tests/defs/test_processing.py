@@ -223,3 +223,49 @@ def _queue_rows_with_errors(engine):
                 FlightQueueItem.last_error,
             )
         ).all()
+
+
+def process_flights_job():  # module level: reconstructable for dg.execute_job
+    return defs().resolve_job_def("process_flights")
+
+
+def test_process_flights_runs_in_one_process_and_reexecutes_from_failure(world, monkeypatch):
+    import os
+
+    import flight_fees.lib.pipeline as pipeline
+
+    data, engine = world
+    ids = [int(f) for f in data.flights["flight_id"]]
+    FlightQueue(engine).enqueue(ids, flight_date=DAY)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("billing database hiccup")
+
+    real_bill_stage = pipeline.bill_stage
+    monkeypatch.setattr(pipeline, "bill_stage", broken)
+    config = {"ops": {"flight_tracks": {"config": {"flight_ids": ids}}}}
+    with dg.instance_for_test() as instance:
+        job = dg.reconstructable(process_flights_job)
+        with dg.execute_job(
+            job, instance, run_config=config, tags={"dagster/partition": DAY.isoformat()}
+        ) as failed:
+            assert not failed.success
+            pids = {
+                e.dagster_event.pid
+                for e in instance.all_logs(failed.run_id)
+                if e.dagster_event is not None and e.dagster_event.pid is not None
+            }
+            assert pids == {os.getpid()}  # every step in this process: no process per step
+            done = {e.step_key for e in failed.all_events if e.is_step_success}
+            assert {"flight_tracks", "fir_crossings"} <= done
+        assert _lines(engine) == []
+        monkeypatch.setattr(pipeline, "bill_stage", real_bill_stage)
+        options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
+        # the UI's "re-execute from failure" keeps the run's partition tag; so does this
+        tags = {"dagster/partition": DAY.isoformat()}
+        with dg.execute_job(job, instance, reexecution_options=options, tags=tags) as again:
+            assert again.success
+            steps = {e.step_key for e in again.all_events if e.is_step_success}
+            assert "fee_lines" in steps and "flight_tracks" not in steps
+            assert _meta(again, "fee_lines")["flights_billed"] == len(ids)
+    assert {row.flight_id for row in _lines(engine)} == set(ids)
