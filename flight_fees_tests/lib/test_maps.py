@@ -343,3 +343,84 @@ def test_template_injection_is_inert(tmp_path: Path) -> None:
     assert "{{ 7*7 }}" not in text and "{% raw %}" not in text
     assert "X&#96;&#36;&#123;alert(1)&#125;&#96;&#123;&#123; 7*7 &#125;&#125;" in text
     assert "&#123;% raw %&#125;" in text
+
+
+def test_server_assets_are_referenced_not_inlined_and_tiles_are_optional() -> None:
+    from flight_fees.lib.maps import MapAssets, flight_map_html
+
+    track = _track()
+    crossings = _crossings(track, FIR_BOUNDS)
+    served = flight_map_html(track, crossings, _firs(), assets=MapAssets(static_url="/static"))
+    for name in ("leaflet/leaflet.js", "basemap/countries-110m.js", "flight_map.js"):
+        assert f'<script src="/static/{name}"></script>' in served
+    assert '<link rel="stylesheet" href="/static/leaflet/leaflet.css">' in served
+    assert "L.control.layers" not in served  # the script is not inlined
+    assert _payload(served)["tiles"] is None
+    inline = flight_map_html(track, crossings, _firs())
+    assert "window.FF_BASEMAP" in inline and "/static/" not in inline
+    assert len(served) < len(inline) / 3
+    tiles = MapAssets(static_url="/static", tile_url="https://t.example/{z}/{x}/{y}.png")
+    with_tiles = _payload(flight_map_html(track, crossings, _firs(), assets=tiles))["tiles"]
+    assert with_tiles["url"] == "https://t.example/{z}/{x}/{y}.png"
+    for bad in ("javascript:alert(1)", "https://x/<script>", "file:///etc/passwd"):
+        with pytest.raises(ValueError, match="tile URL"):
+            MapAssets(tile_url=bad)
+    with pytest.raises(ValueError, match="static URL"):
+        MapAssets(static_url='/x"><script>')
+
+
+def test_tile_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flight_fees.lib.maps import TILE_ATTRIBUTION_ENV, TILE_URL_ENV, map_assets_from_env
+
+    monkeypatch.delenv(TILE_URL_ENV, raising=False)
+    assert map_assets_from_env().tile_url is None
+    monkeypatch.setenv(TILE_URL_ENV, "https://tiles.example/{z}/{x}/{y}.png")
+    monkeypatch.setenv(TILE_ATTRIBUTION_ENV, "© <Example>")
+    assets = map_assets_from_env("/s")
+    assert assets.static_url == "/s" and assets.tile_url.startswith("https://tiles.example/")
+    track = _track()
+    from flight_fees.lib.maps import flight_map_html
+
+    payload = _payload(flight_map_html(track, None, None, assets=assets))
+    assert payload["tiles"]["attribution"] == "© &lt;Example&gt;"
+
+
+def test_payload_cannot_close_its_script_element() -> None:
+    from flight_fees.lib.maps import flight_map_html
+
+    firs = _firs()
+    firs.loc[0, "name"] = "</script><script>alert(1)</script>"
+    text = flight_map_html(_track(), _crossings(_track(), FIR_BOUNDS), firs)
+    payload_text = re.search(
+        r'<script type="application/json" id="ff-map-data">(.*?)</script>', text, flags=re.S
+    ).group(1)
+    assert "<" not in payload_text and ">" not in payload_text
+    assert "alert(1)" in payload_text  # the text is there, as escaped text
+    assert "<script>alert(1)" not in text
+
+
+def test_fir_shapes_are_built_once_per_fir_frame() -> None:
+    from flight_fees.lib.maps import FirShapes, fir_shapes
+
+    firs = _firs()
+    shapes = fir_shapes(firs)
+    assert isinstance(shapes, FirShapes) and fir_shapes(firs) is shapes
+    assert fir_shapes(shapes) is shapes and fir_shapes(None) is None
+    assert fir_shapes(_firs()) is not shapes  # another frame, its own shapes
+    assert shapes.countries["LSAS"] == "CH" and shapes.names["LIMM"] == "Milano"
+    ((centroid, rings),) = shapes.parts("LSAS")
+    assert centroid == pytest.approx(7.5) and rings[0].shape[1] == 2
+    assert shapes.parts("NOPE") == []
+
+
+def test_country_map_html_and_countries_in_visit_order() -> None:
+    from flight_fees.lib.maps import country_map_html, map_countries
+
+    track = _track()
+    crossings = _crossings(track, FIR_BOUNDS)
+    assert map_countries(crossings, _firs()) == ["FR", "CH", "IT"]
+    assert map_countries(None, _firs()) == []
+    text = country_map_html(track, crossings, _firs(), "CH")
+    assert [f["id"] for f in _payload(text)["firs"]] == ["LSAS"] and _payload(text)["context"]
+    with pytest.raises(ValueError, match="did not cross"):
+        country_map_html(track, crossings, _firs(), "DE")
