@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# flight-fees serve (maps, invoices, logs); links use FLIGHT_FEES_PUBLIC_URL (default :8090)
+SERVE_PORT ?= 8090
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # dg checks that the project's venv is the active one
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
@@ -14,7 +16,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 help:
 	@echo "make demo   - install into .venv, seed the embedded demo data, run the pipeline end to end"
 	@echo "make test   - the whole test suite (SQLite and PostgreSQL)"
-	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000"
+	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000 + documents/maps on http://127.0.0.1:$(SERVE_PORT)"
 	@echo "make bench  - crossing-engine benchmark (not part of make test)"
 	@echo "make lint   - ruff"
 
@@ -44,6 +46,10 @@ test-fast: install
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/flight-fees db upgrade
+	@# the document server (maps, invoices, logs: the UI's links open there) beside Dagster;
+	@# Ctrl-C (or Dagster exiting) stops both
+	@$(BIN)/flight-fees serve --port $(SERVE_PORT) & serve=$$!; \
+	trap 'kill $$serve 2>/dev/null; wait $$serve 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: install
