@@ -11,13 +11,14 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install demo test test-fast dev lint check-defs bench clean
+.PHONY: help install demo test test-fast dev lint check-defs bench bench-pipeline clean
 
 help:
 	@echo "make demo   - install into .venv, seed the embedded demo data, run the pipeline end to end"
 	@echo "make test   - the whole test suite (SQLite and PostgreSQL)"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000 + documents/maps on http://127.0.0.1:$(SERVE_PORT)"
 	@echo "make bench  - crossing-engine benchmark (not part of make test)"
+	@echo "make bench-pipeline [ARGS=\"--flights N --json FILE\"] - read / library / in-process / daemon paths side by side (not part of make test)"
 	@echo "make lint   - ruff"
 
 $(STAMP): pyproject.toml
@@ -61,6 +62,9 @@ check-defs: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_crossings.py
+
+bench-pipeline: install
+	$(BIN)/python benchmarks/bench_pipeline.py $(ARGS)
 
 clean:
 	rm -rf .flight_fees .dagster_home .pytest_cache
