@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# WeasyPrint (invoice PDFs) loads pango at run time: install it when missing (Debian)
+	@$(BIN)/python -c "import weasyprint" 2>/dev/null || { apt-get update -q && apt-get install -y -q libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; } || echo "WeasyPrint needs pango: install libpango-1.0-0 libpangoft2-1.0-0"
+	$(BIN)/python -c "import weasyprint"
 	touch $(STAMP)
 
 install: $(STAMP)

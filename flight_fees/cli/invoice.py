@@ -1,4 +1,4 @@
-"""``flight-fees invoice ...``: list, show, pay, void and consolidate invoices.
+"""``flight-fees invoice ...``: list, show, pay, void, consolidate invoices; documents.
 
 The lead mounts :data:`invoice_app` with ``app.add_typer(invoice_app, name="invoice")``.
 Expected failures (unknown number, refused transition, bad input, unreachable database) print
@@ -25,7 +25,7 @@ from flight_fees.lib.money import format_money
 __all__ = ["invoice_app"]
 
 invoice_app = typer.Typer(
-    help="Consolidated invoices: list, show, pay, void, consolidate.",
+    help="Consolidated invoices: list, show, pay, void, consolidate, document.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -162,7 +162,7 @@ def show_command(
         ),
     ] = None,
 ) -> None:
-    """Print an invoice summary and write (and optionally open) its HTML document."""
+    """Print an invoice summary and write (and optionally open) its HTML and PDF documents."""
     from rich.markup import escape
 
     from flight_fees.lib.documents import write_invoice_document
@@ -174,7 +174,7 @@ def show_command(
         engine = open_engine(migrated=True)
         detail = invoice_detail(engine, number)
         try:
-            path = write_invoice_document(engine, number, out_dir, filename=filename, detail=detail)
+            path = write_invoice_document(engine, number, out_dir, filename=filename)
         except OSError as exc:
             fail(f"cannot write the document to {out_dir}: {exc}", EXIT_ERROR)
 
@@ -217,6 +217,18 @@ def show_command(
     elif inv.status == "VOID":
         console.print("its fee lines were released when it was voided")
     console.print(f"document  {path}")
+    console.print(f"pdf       {path.with_suffix('.pdf')}")
+    if replaced := detail.replaces:
+        console.print(
+            f"replaces  {replaced[0].number}"
+            + (
+                f" (credit note {replaced[0].credit_note_number})"
+                if replaced[0].credit_note_number
+                else ""
+            )
+        )
+    if detail.replaced_by:
+        console.print(f"replaced by {detail.replaced_by}")
     if open_browser:
         webbrowser.open(path.as_uri())
 
@@ -252,32 +264,33 @@ def void_command(
     number: Annotated[str, typer.Argument(help="Invoice number.")],
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why the invoice is voided.")],
 ) -> None:
-    """Void a PENDING or OVERDUE invoice: its fee lines are released for re-invoicing and a
-    credit note is recorded. An existing HTML document is rewritten with a VOID watermark."""
+    """Void a PENDING or OVERDUE invoice: its fee lines are released for re-invoicing, a
+    credit note is recorded, and the documents of both (HTML + PDF, the invoice watermarked
+    VOID with the lines it carried) are written to <FLIGHT_FEES_HOME>/invoices/."""
     from rich.markup import escape
 
-    from flight_fees.lib.documents import write_invoice_document
-    from flight_fees.lib.invoicing import void
+    from flight_fees.lib.documents import void_invoice
 
     with _clean_errors():
-        engine = open_engine(migrated=True)
-        result = void(engine, number.strip(), reason)
+        done = void_invoice(open_engine(migrated=True), number.strip(), reason)
+    result, inv = done.result, done.result.detail.invoice
     console = _console()
     console.print(
         f"{result.number} [dim]VOID[/]: credit note {result.credit_note_number} for "
         f"{format_money(result.amount, result.currency)}; "
         f"{result.released_lines} fee line(s) released for re-invoicing"
     )
-    previous = result.detail.invoice.document_path
-    if previous:
-        doc = Path(previous)
-        try:
-            write_invoice_document(
-                engine, result.number, doc.parent, filename=doc.name, detail=result.detail
-            )
-            console.print(f"document  {escape(str(doc))} (watermarked VOID)")
-        except OSError as exc:
-            console.print(f"[yellow]document {escape(str(doc))} not updated: {exc}[/]")
+    if done.document_error:
+        console.print(f"[yellow]documents not written: {escape(done.document_error)}[/]")
+    else:
+        console.print(f"documents {escape(str(done.invoice_path))} (watermarked VOID)")
+        console.print(f"          {escape(str(done.credit_note_path))} (credit note)")
+    console.print(
+        "next: re-process the flights to correct (`flight-fees process FLIGHT_ID`), then "
+        "issue the replacement invoice:\n"
+        f"  flight-fees invoice consolidate --date {inv.period_end} --force "
+        f"--customer {escape(inv.customer_code)}"
+    )
 
 
 @invoice_app.command("overdue")
@@ -318,7 +331,8 @@ def consolidate_command(
         typer.Option("--customer", "-c", help="Only this customer code (repeatable)."),
     ] = None,
     documents: Annotated[
-        bool, typer.Option("--documents/--no-documents", help="Write the HTML documents.")
+        bool,
+        typer.Option("--documents/--no-documents", help="Write the HTML and PDF documents."),
     ] = True,
 ) -> None:
     """Create the consolidated invoices of the periods ending on --date (idempotent)."""
@@ -326,13 +340,16 @@ def consolidate_command(
     from sqlalchemy import select
 
     from flight_fees.lib.db.models import Customer
-    from flight_fees.lib.documents import write_invoice_document
+    from flight_fees.lib.documents import default_zone_names, write_invoice_document
     from flight_fees.lib.invoicing import consolidate
+    from flight_fees.lib.issuer import load_issuer
     from flight_fees.lib.settings import paths
 
     as_of = _parse_day(day, "--date")
     console = _console()
     with _clean_errors():
+        # an invalid issuer file stops the run before any invoice is created
+        issuer, names = (load_issuer(), default_zone_names()) if documents else (None, None)
         engine = open_engine(migrated=True)
         customer_ids = None
         if customers:
@@ -349,7 +366,9 @@ def consolidate_command(
         result = consolidate(engine, as_of, customer_ids=customer_ids, force=force)
         docs = (
             {
-                inv.number: write_invoice_document(engine, inv.number, paths().invoices)
+                inv.number: write_invoice_document(
+                    engine, inv.number, paths().invoices, issuer=issuer, zone_names=names
+                )
                 for inv in result.created
             }
             if documents
@@ -362,7 +381,8 @@ def consolidate_command(
     )
     if result.created:
         table = Table()
-        for name in ("number", "customer", "period", "lines", "total", "due"):
+        columns = ("number", "customer", "period", "lines", "total", "issued", "due", "replaces")
+        for name in columns:
             table.add_column(name, justify="right" if name in ("lines", "total") else "left")  # type: ignore[arg-type]
         for inv in result.created:
             table.add_row(
@@ -371,7 +391,9 @@ def consolidate_command(
                 f"{inv.period_start}..{inv.period_end}",
                 str(inv.line_count),
                 format_money(inv.total_amount, inv.currency),
+                str(inv.issue_date),
                 str(inv.due_date),
+                inv.replaces or "",
             )
         console.print(table)
     for skipped in result.skipped:
@@ -398,3 +420,30 @@ def consolidate_command(
                 console.print(f"  ... and {len(flags) - 20} more")
     if docs:
         console.print(f"documents in {paths().invoices}")
+
+
+# -- documents -------------------------------------------------------------------------------
+
+
+@invoice_app.command("document")
+def document_command(
+    number: Annotated[
+        str, typer.Argument(help="Invoice (INV-...) or credit-note (CN-...) number.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html or pdf.")] = "pdf",
+) -> None:
+    """Print the path of an invoice or credit-note document (HTML or PDF), rendering it when
+    missing or out of date; the document server serves the same files."""
+    from flight_fees.lib.documents import credit_note_document, invoice_document
+    from flight_fees.lib.invoicing import CreditNoteNotFound, InvoiceNotFound
+
+    with _clean_errors():
+        engine = open_engine(migrated=True)
+        try:
+            path = invoice_document(engine, number, fmt)
+        except InvoiceNotFound:
+            try:
+                path = credit_note_document(engine, number, fmt)
+            except CreditNoteNotFound:
+                fail(f"no invoice or credit note numbered {number.strip()!r}", EXIT_ERROR)
+    typer.echo(str(path))

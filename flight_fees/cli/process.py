@@ -98,5 +98,32 @@ def process_command(
             f"failed {meta.get('flights_failed', 0)}, fee lines {meta.get('fee_lines', 0)}"
         )
         failed = failed or bool(meta.get("flights_failed"))
+    if failed and ids:
+        _explain_invoiced(engine, ids)
     if failed or not groups:
         raise typer.Exit(1)
+
+
+def _explain_invoiced(engine, flight_ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """Say how to re-bill the requested flights that are refused because they are invoiced."""
+    from flight_fees.lib.invoicing import OPEN_STATUSES, invoices_of_flights
+
+    for fid, inv in sorted(invoices_of_flights(engine, flight_ids).items()):
+        if inv.status not in OPEN_STATUSES:
+            err_console.print(
+                f"flight {fid} is on invoice {inv.number}, which is {inv.status} and cannot "
+                "be voided: it is not re-billed",
+                highlight=False,
+                markup=False,
+            )
+            continue
+        err_console.print(
+            f"flight {fid} is on invoice {inv.number} ({inv.customer_code}, {inv.status}); "
+            "to re-bill it, void that invoice, re-process, then issue the replacement:\n"
+            f'  flight-fees invoice void {inv.number} --reason "..."\n'
+            f"  flight-fees process {fid}\n"
+            f"  flight-fees invoice consolidate --date {inv.period_end} --force "
+            f"--customer {inv.customer_code}",
+            highlight=False,
+            markup=False,
+        )

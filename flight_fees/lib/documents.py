@@ -1,22 +1,54 @@
-"""Invoice documents: one self-contained, print-friendly HTML page per invoice.
+"""Invoice and credit-note documents: HTML, and PDF from the same HTML (WeasyPrint).
 
-The page is rendered by Jinja2 from ``flight_fees/templates/invoice.html`` with autoescaping
-**on**: customer names and addresses, callsigns, registrations and void reasons are untrusted
+The pages are rendered by Jinja2 from ``flight_fees/templates/`` (``invoice.html`` and
+``credit_note.html``, both extending ``_document.html``) with autoescaping **on**: customer
+names and addresses, callsigns, registrations, void reasons and the issuer file are untrusted
 text and always appear escaped. Map links are relative paths (percent-encoded, so a stored
-path can never become a ``javascript:`` or other URL scheme).
+path can never become a ``javascript:`` or other URL scheme) or, with ``map_base_url``,
+``<base>/maps/flight/<flight_id>``.
 
-PDF is not produced here: the page carries print CSS (A4 landscape, repeated table headers,
-no row split across pages), so a browser's "Print to PDF" gives the PDF.
+What a document shows
+    - the issuer block, contact and bank details of :func:`flight_fees.lib.issuer.load_issuer`
+      (``FLIGHT_FEES_ISSUER``; the shipped sample is flagged as such on the document);
+    - per fee line the figures an operator checks, from the stored tariff computation
+      (``fee_lines.details``, see :func:`line_figures`): distance in the tariff's unit,
+      deduction per take-off / landing in the zone, chargeable distance, distance factor,
+      weight factor (and MTOW), service units, unit rate, the charge in the tariff currency,
+      FX rate and date, the amount; the zone's name beside its id; a line that is not charged
+      (exemption, take-off or landing in an FAA zone, nothing left after the deductions) shows
+      its reason instead of figures, and zero zone totals are left out;
+    - a "sample unit rates" notice whenever a line was charged with a rate marked
+      ``sample: true`` in the tariffs;
+    - replacement invoices name the voided invoice and its credit note; voided invoices say
+      VOID (watermark), their credit note and, when known, their replacement.
+
+Files
+    Documents live in ``<FLIGHT_FEES_HOME>/invoices/`` (``Paths.invoices``):
+    ``<number>.html`` and ``<number>.pdf`` for invoices (``INV-...``) and credit notes
+    (``CN-...``) alike. :func:`invoice_document` / :func:`credit_note_document` give the path
+    of a document by number and format, rendering it when missing or out of date (this is
+    what the document server calls). The PDF is always rendered from the HTML file beside it
+    and carries that file's modification time: a PDF whose time differs is stale.
+
+    The document of a VOID invoice written when it was voided (:func:`void_invoice`) is final:
+    voiding releases the invoice's fee lines, so only that document still lists them; it is
+    never overwritten by a later rendering. Credit notes are immutable and so are their
+    documents once written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import tempfile
-from decimal import Decimal
-from functools import cache
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import jinja2
@@ -27,35 +59,96 @@ from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Invoice
 from flight_fees.lib.invoicing import (
     VOID,
+    CreditNoteDetail,
+    CreditNoteNotFound,
     InvoiceDetail,
+    InvoiceLine,
     InvoiceNotFound,
+    VoidResult,
+    credit_note_detail,
+    credit_note_of_void,
     invoice_detail,
+    void,
 )
+from flight_fees.lib.issuer import SAMPLE_ISSUER_PATH, Issuer, load_issuer
 from flight_fees.lib.money import format_money
-from flight_fees.lib.settings import home_dir
+from flight_fees.lib.settings import home_dir, paths
 
 __all__ = [
+    "DOCUMENT_FORMATS",
     "TEMPLATE_DIR",
+    "LineFigures",
+    "VoidDocuments",
+    "ZoneTotal",
+    "credit_note_document",
+    "default_zone_names",
+    "html_to_pdf",
+    "invoice_document",
+    "line_figures",
     "map_href",
+    "no_charge_text",
+    "render_credit_note_html",
     "render_invoice_html",
+    "void_invoice",
+    "write_credit_note_document",
     "write_invoice_document",
 ]
 
 TEMPLATE_DIR = Path(flight_fees.__file__).resolve().parent / "templates"
+DocumentFormat = Literal["html", "pdf"]
+DOCUMENT_FORMATS: Final[tuple[str, ...]] = ("html", "pdf")
 _EMPTY = "—"
+#: document numbers that may name a file (``INV-2026-000001``, ``CN-2026-000001``, ...)
+_SAFE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+_DISTANCE_PLACES: Final = 3
+_FACTOR_PLACES: Final = 6
+
+
+# -- formatting ------------------------------------------------------------------------------
 
 
 def _money(value: Decimal | None, currency: str) -> str:
     return _EMPTY if value is None else format_money(value, currency)
 
 
-def _num(value: Decimal | float | int | None) -> str:
+def _decimal(value: object) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _num(value: Decimal | float | int | str | None) -> str:
     """A stored number without trailing zeros and without exponent (``2.780000`` -> ``2.78``)."""
-    if value is None:
+    number = _decimal(value)
+    if number is None:
         return _EMPTY
-    if not isinstance(value, Decimal):
-        value = Decimal(str(value))
-    return format(value.normalize(), "f")
+    return format(number.normalize(), "f")
+
+
+def _fig(value: object, places: int = _FACTOR_PLACES) -> str:
+    """A figure for display: at most ``places`` decimals (half up), no trailing zeros."""
+    number = _decimal(value)
+    if number is None:
+        return _EMPTY
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        number = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = format(number.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def _rate(value: object, currency: str) -> str:
+    """A unit rate: at least two decimals, no trailing zeros beyond, with the currency."""
+    number = _decimal(value)
+    if number is None:
+        return _EMPTY
+    text = _fig(number)
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')} {currency}"
 
 
 def _ts(value: dt.datetime | None) -> str:
@@ -64,6 +157,11 @@ def _ts(value: dt.datetime | None) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _css_string(value: object) -> str:
+    """Text safe inside a CSS string literal (letters, digits, space, ``-``, ``.``)."""
+    return re.sub(r"[^A-Za-z0-9 .\-]", "", str(value))
 
 
 @cache
@@ -78,7 +176,248 @@ def _environment() -> jinja2.Environment:
     env.filters["money"] = _money
     env.filters["num"] = _num
     env.filters["ts"] = _ts
+    env.filters["css_string"] = _css_string
     return env
+
+
+# -- zone names ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _zone_names_of(path: str, mtime_ns: int) -> Mapping[str, str]:
+    del mtime_ns  # cache key only
+    from flight_fees.lib.tariffs import load_tariffs
+
+    tariffs = load_tariffs(path)
+    return {zid: zone.name for zid, zone in tariffs.zones.items() if zone.name}
+
+
+def default_zone_names(tariffs_path: str | Path | None = None) -> Mapping[str, str]:
+    """``{zone id: name}`` of the zones of a tariff file (default: the shipped
+    ``tariffs.yaml``); read again when the file changes."""
+    from flight_fees.lib.tariffs import DEFAULT_TARIFFS_PATH
+
+    path = Path(tariffs_path) if tariffs_path is not None else DEFAULT_TARIFFS_PATH
+    return _zone_names_of(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+# -- line figures ----------------------------------------------------------------------------
+
+
+_FLAG_TEXT: Final = {
+    "state": "state flight",
+    "military": "military flight",
+    "search_and_rescue": "search and rescue flight",
+    "training": "training flight",
+}
+_COMPONENT_TEXT: Final = {
+    "weight_band_fee": "weight band fee",
+    "fir_crossing_fee": "FIR crossing fee",
+    "fixed": "fixed",
+    "weight": "weight",
+    "distance": "distance",
+    "weight_distance": "weight × distance",
+}
+
+
+def no_charge_text(reason: str) -> str:
+    """A stored exemption / no-charge reason in words (``mtow_below_2000_kg`` ->
+    ``exempt: MTOW below 2000 kg``)."""
+    if reason in _FLAG_TEXT:
+        return f"exempt: {_FLAG_TEXT[reason]}"
+    if reason.startswith("category_"):
+        return f"exempt: {reason.removeprefix('category_').replace('_', ' ')} flight"
+    match = re.fullmatch(r"mtow_below_(.+)_kg", reason)
+    if match:
+        return f"exempt: MTOW below {match.group(1)} kg"
+    if reason == "departure_or_arrival_in_zone":
+        return "not charged: the flight takes off or lands in this zone"
+    return f"not charged: {reason.replace('_', ' ')}"
+
+
+@dataclass(frozen=True)
+class LineFigures:
+    """The figures of one fee line as the documents show them (display strings).
+
+    ``no_charge_reason`` is set for a line that is not charged: the documents then show the
+    reason instead of the figures. ``sample`` marks a charge computed with a sample rate.
+    """
+
+    zone_id: str
+    zone_name: str | None
+    airspace_class: str | None
+    fir_ids: str
+    entry_time: dt.datetime | None
+    exit_time: dt.datetime | None
+    distance: str
+    distance_note: str | None
+    deduction: str
+    deduction_note: str | None
+    chargeable: str
+    distance_factor: str
+    weight_factor: str
+    weight_note: str | None
+    service_units: str
+    unit_rate: str
+    unit_rate_note: str | None
+    charge: str
+    charge_note: str | None
+    fx_rate: str
+    fx_date: str | None
+    amount: str
+    no_charge_reason: str | None
+    sample: bool
+
+
+def _movements(inputs: Mapping[str, Any]) -> str | None:
+    parts = []
+    for key, word in (("takeoffs", "take-off"), ("landings", "landing")):
+        count = int(inputs.get(key) or 0)
+        if count:
+            parts.append(f"{count} {word}{'s' if count > 1 else ''}")
+    return ", ".join(parts) or None
+
+
+def _per_distance(calc: Mapping[str, Any], units: object) -> str:
+    """``per 100 NM``: the distance of one service unit (chargeable distance / units)."""
+    charged, count = _decimal(calc.get("distance_charged")), _decimal(units)
+    if charged and count:
+        per = charged / count
+        whole = per.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        if abs(per - whole) < Decimal("0.01"):
+            return f"per {whole} {calc.get('distance_unit', '')}".rstrip()
+    return "per service unit"
+
+
+def _details(line: InvoiceLine) -> dict[str, Any]:
+    if not line.details:
+        return {}
+    try:
+        data = json.loads(line.details)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def line_figures(line: InvoiceLine, zone_names: Mapping[str, str] | None = None) -> LineFigures:
+    """What an operator checks on ``line``, from its stored tariff computation.
+
+    By formula (``fee_lines.details``, see :meth:`flight_fees.lib.tariffs.Quote.to_dict`):
+
+    - ``distance_weight`` (EUROCONTROL): distance in the tariff's unit, deduction (per
+      take-off / landing in the zone), chargeable distance, distance factor, weight factor
+      with the MTOW in tonnes, service units = distance factor × weight factor, unit rate;
+    - ``distance_class`` (FAA): distance in NM (km beside), chargeable distance, service units
+      (distance / divisor), the rate of the airspace class;
+    - ``flat_weight_band``: the band fee as unit rate and the components (band fee, FIR
+      crossing fees);
+    - ``multi_component``: distance figures, distance factor and the components.
+
+    A line without stored details (older lines) shows its stored distance, service units and
+    unit rate. Factors are shown to at most 6 decimals, distances to 3.
+    """
+    d = _details(line)
+    calc: Mapping[str, Any] = d.get("details") or {}
+    inputs: Mapping[str, Any] = d.get("inputs") or {}
+    currency = str(d.get("currency") or line.local_currency)
+    formula = d.get("formula")
+
+    unit = calc.get("distance_unit")
+    if unit and "distance" in calc:
+        distance = f"{_fig(calc['distance'], _DISTANCE_PLACES)} {unit}"
+        distance_note = f"{_fig(line.distance_km, _DISTANCE_PLACES)} km" if unit != "km" else None
+        deduction = f"{_fig(calc.get('deduction'), _DISTANCE_PLACES)} {unit}"
+        chargeable = f"{_fig(calc.get('distance_charged'), _DISTANCE_PLACES)} {unit}"
+    else:
+        distance = f"{_fig(line.distance_km, _DISTANCE_PLACES)} km"
+        distance_note = None
+        deduction = chargeable = _EMPTY
+    mtow_t = calc.get("weight_t") or calc.get("mtow_t")
+    weight_note = f"{_fig(mtow_t)} t" if mtow_t is not None else None
+    if mtow_t is None and line.mtow_kg is not None:
+        weight_note = f"{_fig(line.mtow_kg / 1000)} t"
+
+    unit_rate_value = d.get("unit_rate", line.unit_rate)
+    unit_rate_note = "band fee" if formula == "flat_weight_band" else None
+    if formula == "distance_class":
+        unit_rate_note = _per_distance(calc, d.get("service_units"))
+
+    components = d.get("components") or []
+    notes = []
+    if formula in ("flat_weight_band", "multi_component") and components:
+        notes.append(
+            " + ".join(
+                f"{_COMPONENT_TEXT.get(c.get('name'), str(c.get('name')))} "
+                f"{_fig(c.get('amount'), 2)}"
+                for c in components
+            )
+        )
+    if formula == "flat_weight_band" and inputs.get("fir_crossings"):
+        notes.append(f"{inputs['fir_crossings']} FIR crossing(s)")
+    multiplier = _decimal(d.get("multiplier"))
+    if multiplier is not None and multiplier != 1:
+        notes.append(f"× {_fig(multiplier)} ({line.category or inputs.get('category')})")
+
+    reason: str | None = None
+    if line.exemption:
+        reason = no_charge_text(line.exemption)
+    elif line.local_amount == 0:
+        charged = _decimal(calc.get("distance_charged"))
+        reason = (
+            f"not charged: {distance} in the zone less {deduction} for "
+            f"{_movements(inputs) or 'take-off / landing'} leaves no chargeable distance"
+            if charged is not None and charged == 0
+            else f"not charged: {chargeable} chargeable, the distance factor rounds to 0"
+            if _decimal(d.get("distance_factor")) == 0
+            else "not charged: the charge of this visit rounds to 0"
+        )
+
+    airspace_class = calc.get("airspace_class") or inputs.get("airspace_class")
+    return LineFigures(
+        zone_id=line.zone_id,
+        zone_name=(zone_names or {}).get(line.zone_id),
+        airspace_class=airspace_class if airspace_class not in (None, "enroute") else None,
+        fir_ids=line.fir_ids,
+        entry_time=line.entry_time,
+        exit_time=line.exit_time,
+        distance=distance,
+        distance_note=distance_note,
+        deduction=deduction,
+        deduction_note=_movements(inputs) if deduction != _EMPTY else None,
+        chargeable=chargeable,
+        distance_factor=_fig(d.get("distance_factor")),
+        weight_factor=_fig(d.get("weight_factor")),
+        weight_note=weight_note,
+        service_units=_fig(d.get("service_units", line.service_units)),
+        unit_rate=_rate(unit_rate_value, currency),
+        unit_rate_note=unit_rate_note,
+        charge=format_money(line.local_amount, line.local_currency),
+        charge_note="; ".join(notes) or None,
+        fx_rate=_num(line.fx_rate),
+        fx_date=line.fx_date.isoformat() if line.fx_date else None,
+        amount=format_money(line.billing_amount, line.billing_currency),
+        no_charge_reason=reason,
+        sample=bool(d.get("sample")) and reason is None,
+    )
+
+
+@dataclass(frozen=True)
+class ZoneTotal:
+    zone_id: str
+    name: str | None
+    amount: Decimal
+
+
+def _zone_totals(detail: InvoiceDetail, names: Mapping[str, str]) -> list[ZoneTotal]:
+    """Billing amount per zone, sorted by zone, zero totals left out."""
+    return [
+        ZoneTotal(zone, names.get(zone), amount)
+        for zone, amount in detail.zone_totals().items()
+        if amount != 0
+    ]
+
+
+# -- rendering -------------------------------------------------------------------------------
 
 
 def map_href(
@@ -106,26 +445,179 @@ def map_href(
     return quote(target, safe="/")
 
 
-def render_invoice_html(
-    detail: InvoiceDetail, *, document_dir: Path | None = None, home: Path | None = None
-) -> str:
-    """The HTML document of an invoice (see :func:`map_href` for ``document_dir``/``home``).
+def _issuer_file(issuer: Issuer) -> str:
+    if Path(issuer.source) == SAMPLE_ISSUER_PATH:
+        return "flight_fees/data/issuer_sample.yaml"
+    return issuer.source
 
-    A VOID invoice gets a VOID watermark and a notice with its credit note.
+
+def render_invoice_html(
+    detail: InvoiceDetail,
+    *,
+    document_dir: Path | None = None,
+    home: Path | None = None,
+    issuer: Issuer | None = None,
+    zone_names: Mapping[str, str] | None = None,
+    map_base_url: str | None = None,
+) -> str:
+    """The HTML document of an invoice.
+
+    Map links: ``<map_base_url>/maps/flight/<id>`` when given (the document server), else the
+    stored map path (see :func:`map_href` for ``document_dir``/``home``). ``issuer`` defaults
+    to :func:`load_issuer`, ``zone_names`` to :func:`default_zone_names`. A VOID invoice gets
+    a VOID watermark and a notice with its credit note.
     """
-    flights = [
-        {**vars(g), "map_href": map_href(g.map_path, document_dir=document_dir, home=home)}
-        for g in detail.flights
-    ]
-    template = _environment().get_template("invoice.html")
-    return template.render(
-        inv=detail.invoice,
-        customer=detail.customer,
-        flights=flights,
-        zone_totals=detail.zone_totals(),
-        credit_note=detail.credit_note,
-        is_void=detail.invoice.status == VOID,
+    issuer = issuer or load_issuer()
+    names = default_zone_names() if zone_names is None else zone_names
+    flights = []
+    for group in detail.flights:
+        if map_base_url and group.map_path:
+            href: str | None = f"{map_base_url.rstrip('/')}/maps/flight/{int(group.flight_id)}"
+        else:
+            href = map_href(group.map_path, document_dir=document_dir, home=home)
+        flights.append(
+            {
+                **vars(group),
+                "map_href": href,
+                "lines": [line_figures(line, names) for line in group.lines],
+            }
+        )
+    sample_zones = sorted(
+        {ln.zone_id for f in flights for ln in f["lines"] if ln.sample}  # type: ignore[attr-defined]
     )
+    is_void = detail.invoice.status == VOID
+    return (
+        _environment()
+        .get_template("invoice.html")
+        .render(
+            doc_kind="invoice",
+            doc_number=detail.invoice.number,
+            doc_state=detail.invoice.status,
+            issuer=issuer,
+            issuer_file=_issuer_file(issuer),
+            inv=detail.invoice,
+            customer=detail.customer,
+            flights=flights,
+            zone_totals=_zone_totals(detail, names),
+            sample_zones=sample_zones,
+            credit_note=detail.credit_note,
+            replaces=detail.replaces,
+            replaced_by=detail.replaced_by,
+            is_void=is_void,
+        )
+    )
+
+
+def render_credit_note_html(
+    detail: CreditNoteDetail,
+    *,
+    issuer: Issuer | None = None,
+    zone_names: Mapping[str, str] | None = None,
+) -> str:
+    """The HTML document of a credit note (the cancelled charges per zone when
+    ``detail.invoice`` carries its lines, see :func:`credit_note_of_void`)."""
+    issuer = issuer or load_issuer()
+    names = default_zone_names() if zone_names is None else zone_names
+    cn = detail.credit_note
+    created = cn.created_at or detail.invoice.invoice.voided_at
+    return (
+        _environment()
+        .get_template("credit_note.html")
+        .render(
+            doc_kind="credit_note",
+            doc_number=cn.number,
+            doc_state="ISSUED",
+            issuer=issuer,
+            issuer_file=_issuer_file(issuer),
+            cn=cn,
+            cn_date=created.date().isoformat() if created else _EMPTY,
+            inv=detail.invoice.invoice,
+            customer=detail.invoice.customer,
+            zone_totals=_zone_totals(detail.invoice, names),
+            flight_count=len(detail.invoice.flights),
+            replaced_by=detail.invoice.replaced_by,
+        )
+    )
+
+
+def html_to_pdf(html: str, *, base_url: Path | str | None = None) -> bytes:
+    """The PDF of an HTML document (WeasyPrint, print media: A4 landscape, repeated table
+    headers, page numbers). ``base_url`` resolves relative references; nothing is fetched
+    from the network (only ``file:`` and ``data:`` URLs are read)."""
+    import weasyprint
+    from weasyprint.urls import URLFetcher
+
+    document = weasyprint.HTML(
+        string=html,
+        base_url=str(base_url) if base_url is not None else None,
+        url_fetcher=URLFetcher(allowed_protocols=("file", "data")),
+    )
+    pdf = document.write_pdf()
+    assert pdf is not None
+    return pdf
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_html(path: Path, html: str) -> bool:
+    """Write ``html`` to ``path`` unless it already holds exactly that; True when written.
+
+    A rewritten file always gets a modification time different from its PDF's, so the PDF
+    is seen as stale (:func:`_pdf_is_current`) even on a coarse clock.
+    """
+    data = html.encode("utf-8")
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    pdf = path.with_suffix(".pdf")
+    _atomic_write(path, data)
+    try:
+        pdf_mtime = pdf.stat().st_mtime_ns
+    except FileNotFoundError:
+        return True
+    stat = path.stat()
+    if stat.st_mtime_ns == pdf_mtime:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000))
+    return True
+
+
+def _pdf_is_current(html_path: Path) -> bool:
+    try:
+        return html_path.with_suffix(".pdf").stat().st_mtime_ns == html_path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
+def _write_pdf(html_path: Path) -> Path:
+    """Render the PDF of the HTML file beside it; it takes the HTML file's modification time."""
+    pdf_path = html_path.with_suffix(".pdf")
+    html_stat = html_path.stat()
+    pdf = html_to_pdf(html_path.read_text(encoding="utf-8"), base_url=html_path.parent)
+    _atomic_write(pdf_path, pdf)
+    os.utime(pdf_path, ns=(html_stat.st_atime_ns, html_stat.st_mtime_ns))
+    return pdf_path
+
+
+def _target(out_dir: Path, name: str) -> Path:
+    if Path(name).name != name:
+        raise ValueError(f"filename must not contain a directory: {name!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return (out_dir / name).resolve()
 
 
 def write_invoice_document(
@@ -135,33 +627,28 @@ def write_invoice_document(
     *,
     filename: str | None = None,
     detail: InvoiceDetail | None = None,
+    pdf: bool = True,
+    issuer: Issuer | None = None,
+    zone_names: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``<out_dir>/<number>.html`` (or ``filename``) and store its absolute path in
-    ``invoices.document_path``; returns the path.
+    """Write ``<out_dir>/<number>.html`` (or ``filename``) and, with ``pdf``, the PDF beside
+    it (same name, ``.pdf``); store the HTML's absolute path in ``invoices.document_path``;
+    return the HTML path.
 
     ``detail`` renders a given state instead of reading it (e.g. :attr:`VoidResult.detail`,
-    the voided invoice with the lines it carried). The file is replaced atomically.
-    Raises :class:`InvoiceNotFound` for an unknown number.
+    the voided invoice with the lines it carried). Files are replaced atomically; an
+    unchanged HTML file is left as it is (and its PDF too, when current). Raises
+    :class:`InvoiceNotFound` for an unknown number.
     """
+    given = detail is not None
     if detail is None:
         detail = invoice_detail(engine, number)
     elif detail.invoice.number != number:
         raise ValueError(f"detail of {detail.invoice.number} given for invoice {number}")
-    name = filename or f"{number}.html"
-    if Path(name).name != name:
-        raise ValueError(f"filename must not contain a directory: {name!r}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = (out_dir / name).resolve()
-    html = render_invoice_html(detail, document_dir=path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = _target(out_dir, filename or f"{number}.html")
+    _invoice_html(path, detail, keep_final=not given, issuer=issuer, zone_names=zone_names)
+    if pdf and not _pdf_is_current(path):
+        _write_pdf(path)
     with transaction(engine) as session:
         changed = session.execute(
             update(Invoice)
@@ -172,3 +659,197 @@ def write_invoice_document(
     if not changed:
         raise InvoiceNotFound(number)
     return path
+
+
+def write_credit_note_document(
+    engine: Engine,
+    number: str,
+    out_dir: Path,
+    *,
+    detail: CreditNoteDetail | None = None,
+    pdf: bool = True,
+    issuer: Issuer | None = None,
+    zone_names: Mapping[str, str] | None = None,
+) -> Path:
+    """Write ``<out_dir>/<number>.html`` of a credit note (and its PDF with ``pdf``); return
+    the HTML path. ``detail`` (e.g. :func:`credit_note_of_void`) renders a given state.
+    Raises :class:`~flight_fees.lib.invoicing.CreditNoteNotFound` for an unknown number."""
+    if detail is None:
+        detail = credit_note_detail(engine, number)
+    elif detail.credit_note.number != number:
+        raise ValueError(f"detail of {detail.credit_note.number} given for credit note {number}")
+    path = _target(out_dir, f"{number}.html")
+    _write_html(path, render_credit_note_html(detail, issuer=issuer, zone_names=zone_names))
+    if pdf and not _pdf_is_current(path):
+        _write_pdf(path)
+    return path
+
+
+def _format(fmt: str) -> str:
+    norm = fmt.strip().lower().lstrip(".")
+    if norm not in DOCUMENT_FORMATS:
+        raise ValueError(f"unknown document format {fmt!r} (html or pdf)")
+    return norm
+
+
+def _safe_number(number: str, not_found: type[LookupError]) -> str:
+    number = number.strip()
+    if not _SAFE_NUMBER.fullmatch(number):
+        raise not_found(number)  # type: ignore[call-arg]
+    return number
+
+
+def _frozen(path: Path, kind: str, number: str, state: str) -> bool:
+    """Whether ``path`` is a document of ``kind number`` rendered in ``state``."""
+    try:
+        head = path.read_text(encoding="utf-8")[:2000]
+    except (FileNotFoundError, UnicodeDecodeError):
+        return False
+    return f'name="flight-fees-document" content="{kind} {number} {state}"' in head
+
+
+def _invoice_html(
+    path: Path,
+    detail: InvoiceDetail,
+    *,
+    keep_final: bool,
+    issuer: Issuer | None = None,
+    zone_names: Mapping[str, str] | None = None,
+    map_base_url: str | None = None,
+) -> None:
+    """(Re)write the HTML of ``detail`` at ``path`` when it changed; with ``keep_final`` a
+    VOID invoice's document already rendered VOID is kept (it lists the released lines)."""
+    number = detail.invoice.number
+    if keep_final and detail.invoice.status == VOID and _frozen(path, "invoice", number, VOID):
+        return
+    html = render_invoice_html(
+        detail,
+        document_dir=path.parent,
+        issuer=issuer,
+        zone_names=zone_names,
+        map_base_url=map_base_url,
+    )
+    _write_html(path, html)
+
+
+def _deliver(html_path: Path, fmt: str) -> Path:
+    if fmt == "html":
+        return html_path
+    if not _pdf_is_current(html_path):
+        _write_pdf(html_path)
+    return html_path.with_suffix(".pdf")
+
+
+def invoice_document(
+    engine: Engine,
+    number: str,
+    fmt: str = "html",
+    *,
+    out_dir: Path | None = None,
+    map_base_url: str | None = None,
+) -> Path:
+    """The path of invoice ``number``'s document in format ``fmt`` (``html`` or ``pdf``):
+    ``<out_dir>/<number>.<fmt>``, default ``out_dir`` ``Paths.invoices``.
+
+    The document is rendered when missing or out of date (a status change, a replacement),
+    except the document of a VOID invoice written when it was voided, which is final (see
+    the module documentation). For the document server: raises :class:`InvoiceNotFound` for
+    an unknown number (or one that cannot name a file) and :class:`ValueError` for an unknown
+    format; writes only files, never the database. ``map_base_url``: see
+    :func:`render_invoice_html`.
+    """
+    fmt = _format(fmt)
+    number = _safe_number(number, InvoiceNotFound)
+    detail = invoice_detail(engine, number)
+    path = _target(out_dir or paths().invoices, f"{number}.html")
+    _invoice_html(path, detail, keep_final=True, map_base_url=map_base_url)
+    return _deliver(path, fmt)
+
+
+def credit_note_document(
+    engine: Engine, number: str, fmt: str = "html", *, out_dir: Path | None = None
+) -> Path:
+    """The path of credit note ``number``'s document in format ``fmt`` (``html`` or
+    ``pdf``): ``<out_dir>/<number>.<fmt>``, default ``Paths.invoices``; rendered when
+    missing (a written credit-note document is final). Raises
+    :class:`~flight_fees.lib.invoicing.CreditNoteNotFound` / :class:`ValueError` like
+    :func:`invoice_document`."""
+    fmt = _format(fmt)
+    number = _safe_number(number, CreditNoteNotFound)
+    detail = credit_note_detail(engine, number)
+    path = _target(out_dir or paths().invoices, f"{number}.html")
+    if not _frozen(path, "credit_note", number, "ISSUED"):
+        _write_html(path, render_credit_note_html(detail))
+    return _deliver(path, fmt)
+
+
+@dataclass(frozen=True)
+class VoidDocuments:
+    """What :func:`void_invoice` did: the void and the documents it wrote (HTML paths; the
+    PDFs are beside them). ``document_error`` says why no document was written (the void is
+    committed all the same); the paths are None then."""
+
+    result: VoidResult
+    invoice_path: Path | None
+    credit_note_path: Path | None
+    document_error: str | None = None
+
+
+def void_invoice(
+    engine: Engine,
+    number: str,
+    reason: str,
+    *,
+    voided_at: dt.datetime | None = None,
+    out_dir: Path | None = None,
+    pdf: bool = True,
+) -> VoidDocuments:
+    """Void invoice ``number`` (:func:`flight_fees.lib.invoicing.void`) and write its final
+    documents: the invoice, watermarked VOID, **with** the lines it carried, and its credit
+    note (HTML, and PDF with ``pdf``) in ``out_dir`` (default ``Paths.invoices``). A copy of
+    the invoice's document stored elsewhere (``invoices.document_path``) is rewritten too.
+
+    The void is committed before the documents are written: an :class:`OSError` while writing
+    is reported in :attr:`VoidDocuments.document_error` and leaves the invoice VOID (the
+    credit note's document can be written later with :func:`credit_note_document`; the
+    invoice's then lacks the released lines). The issuer file and the zone names are read
+    first: an invalid issuer file (:class:`~flight_fees.lib.issuer.IssuerConfigError`) stops
+    before anything is voided."""
+    issuer, names = load_issuer(), default_zone_names()
+    result = void(engine, number, reason, voided_at=voided_at)
+    target = out_dir or paths().invoices
+    try:
+        previous = result.detail.invoice.document_path
+        if previous and Path(previous).resolve() != _target(target, f"{number}.html"):
+            # a copy written elsewhere (``invoice show --html-out``) says VOID too
+            write_invoice_document(
+                engine,
+                number,
+                Path(previous).parent,
+                filename=Path(previous).name,
+                detail=result.detail,
+                pdf=pdf,
+                issuer=issuer,
+                zone_names=names,
+            )
+        invoice_path = write_invoice_document(
+            engine,
+            number,
+            target,
+            detail=result.detail,
+            pdf=pdf,
+            issuer=issuer,
+            zone_names=names,
+        )
+        credit_path = write_credit_note_document(
+            engine,
+            result.credit_note_number,
+            target,
+            detail=credit_note_of_void(result),
+            pdf=pdf,
+            issuer=issuer,
+            zone_names=names,
+        )
+    except OSError as exc:
+        return VoidDocuments(result, None, None, f"{target}: {exc}")
+    return VoidDocuments(result, invoice_path, credit_path)

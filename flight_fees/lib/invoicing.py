@@ -20,6 +20,13 @@ Consolidation (:func:`consolidate`)
        ``document_counters`` and inserts the invoice and stamps the lines' ``invoice_id`` in the
        same transaction: a rollback returns the number, numbering stays gapless.
 
+    An invoice created for a period whose earlier invoice was voided is a *replacement*: it
+    is issued on the day it is really created (the later of the planned issue date, ``today``
+    and the day of the last void; never back-dated to the period end, so its due date gives
+    the customer its full payment terms) and :attr:`InvoiceDetail.replaces` names the voided
+    invoice(s) and their credit notes (derived from the rows: the VOID invoices of the same
+    customer and period created before it; no extra column).
+
     The partial unique index on live invoices per (customer, period) is the last line of
     defence: should it fire, the transaction (and its number) is rolled back and the period is
     reported as skipped.
@@ -76,13 +83,17 @@ from flight_fees.lib.money import CategorizedError, format_money, round_money, t
 __all__ = [
     "ConsolidationResult",
     "CreatedInvoice",
+    "CreditNoteDetail",
     "CreditNoteInfo",
+    "CreditNoteNotFound",
     "CustomerInfo",
     "FlaggedLine",
     "FlightGroup",
+    "FlightInvoice",
     "InvoiceDetail",
     "InvoiceLine",
     "InvoiceNotFound",
+    "InvoiceRef",
     "InvoiceStateError",
     "InvoiceSummary",
     "InvoicingError",
@@ -90,8 +101,11 @@ __all__ = [
     "SkippedPeriod",
     "VoidResult",
     "consolidate",
+    "credit_note_detail",
+    "credit_note_of_void",
     "format_number",
     "invoice_detail",
+    "invoices_of_flights",
     "is_invoice_day",
     "last_day_of_month",
     "list_invoices",
@@ -99,6 +113,7 @@ __all__ = [
     "pay",
     "period_containing",
     "period_for",
+    "replacement_issue_date",
     "totals_by_currency",
     "void",
 ]
@@ -292,6 +307,8 @@ class CreatedInvoice:
     currency: str
     total_amount: Decimal
     line_count: int
+    #: number of the voided invoice of the same period that this one replaces (the latest)
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -445,13 +462,16 @@ def consolidate(
     issue_date: dt.date | None = None,
     force: bool = False,
     thresholds: Mapping[str, Decimal] | None = None,
+    today: dt.date | None = None,
 ) -> ConsolidationResult:
     """Create one invoice per due customer for its period ending on ``day`` (idempotent).
 
     ``customer_ids`` restricts the run; ``force`` treats every (selected) customer as due,
     for its last period ending on or before ``day``. ``issue_date`` (default ``day``) sets the
     number's year and the due date (issue date + the customer's payment terms); it may not
-    precede the period's end.
+    precede the period's end. A *replacement* of a voided invoice is issued no earlier than
+    ``today`` (default: the current UTC day) nor the day of the last void, whatever ``day``
+    and ``issue_date`` say: it is never back-dated (see the module documentation).
 
     ``thresholds`` maps a ``zone_id`` to a minimum amount in the zone's **local** currency
     (e.g. ``{"FAA": Decimal("400")}``, USD): when a customer's lines of that zone in one
@@ -464,6 +484,7 @@ def consolidate(
     classification and the locking.
     """
     limits = _normalise_thresholds(thresholds)
+    run_day = today or utcnow().date()
     stmt = select(Customer).order_by(Customer.id)
     if customer_ids is not None:
         stmt = stmt.where(Customer.id.in_([int(c) for c in customer_ids]))
@@ -491,7 +512,7 @@ def consolidate(
     held: list[FlaggedLine] = []
     mismatched: list[FlaggedLine] = []
     for customer, period, issue in plan:
-        outcome = _consolidate_customer_safely(engine, customer.id, period, issue, limits)
+        outcome = _consolidate_customer_safely(engine, customer.id, period, issue, limits, run_day)
         if outcome.created is not None:
             created.append(outcome.created)
         elif outcome.skipped is not None:
@@ -519,10 +540,11 @@ def _consolidate_customer_safely(
     period: Period,
     issue: dt.date,
     thresholds: Mapping[str, Decimal],
+    today: dt.date,
 ) -> _CustomerOutcome:
     try:
         with transaction(engine) as session:
-            return _consolidate_customer(session, customer_id, period, issue, thresholds)
+            return _consolidate_customer(session, customer_id, period, issue, thresholds, today)
     except IntegrityError:
         # the live-invoice unique index fired: someone created this period's invoice between
         # our check and our insert (a writer that did not lock the customer). Everything of
@@ -549,6 +571,55 @@ def _find_live_invoice(session: Session, customer_id: int, period: Period) -> st
             Invoice.status != VOID,
         )
     ).scalar_one_or_none()
+
+
+def _voided_invoices(
+    session: Session, customer_id: int, period: Period, before_id: int | None = None
+) -> list[InvoiceRef]:
+    """The VOID invoices of (customer, period), latest first (only those created before the
+    invoice ``before_id`` when given), each with its credit note."""
+    stmt = (
+        select(
+            Invoice.number,
+            Invoice.issue_date,
+            Invoice.total_amount,
+            Invoice.currency,
+            Invoice.voided_at,
+            CreditNote.number.label("credit_note_number"),
+        )
+        .outerjoin(CreditNote, CreditNote.invoice_id == Invoice.id)
+        .where(
+            Invoice.customer_id == customer_id,
+            Invoice.period_start == period[0],
+            Invoice.period_end == period[1],
+            Invoice.status == VOID,
+        )
+        .order_by(Invoice.id.desc())
+    )
+    if before_id is not None:
+        stmt = stmt.where(Invoice.id < before_id)
+    return [
+        InvoiceRef(
+            number=row.number,
+            issue_date=row.issue_date,
+            total_amount=row.total_amount,
+            currency=row.currency,
+            voided_at=_as_utc(row.voided_at),
+            credit_note_number=row.credit_note_number,
+        )
+        for row in session.execute(stmt)
+    ]
+
+
+def replacement_issue_date(
+    planned: dt.date, today: dt.date, voided: Sequence[InvoiceRef]
+) -> dt.date:
+    """The issue date of an invoice replacing the ``voided`` ones: the latest of the planned
+    issue date, ``today`` and the days of the voids (``planned`` when nothing was voided)."""
+    if not voided:
+        return planned
+    void_days = [v.voided_at.date() for v in voided if v.voided_at is not None]
+    return max([planned, today, *void_days])
 
 
 def _lock_customer(session: Session, customer_id: int) -> Customer:
@@ -631,6 +702,7 @@ def _consolidate_customer(
     period: Period,
     issue: dt.date,
     thresholds: Mapping[str, Decimal],
+    today: dt.date,
 ) -> _CustomerOutcome:
     customer = _lock_customer(session, customer_id)
     outcome = _CustomerOutcome()
@@ -712,7 +784,15 @@ def _consolidate_customer(
         outcome.late += [_flag(ln, customer, (start, end), reason, number) for ln in kept]
 
     if to_invoice and current_number is None:
-        outcome.created = _create_invoice(session, customer, period, issue, to_invoice)
+        voided = _voided_invoices(session, customer.id, period)
+        outcome.created = _create_invoice(
+            session,
+            customer,
+            period,
+            replacement_issue_date(issue, today, voided),
+            to_invoice,
+            replaces=voided[0].number if voided else None,
+        )
     return outcome
 
 
@@ -722,6 +802,8 @@ def _create_invoice(
     period: Period,
     issue: dt.date,
     lines: Sequence[FeeLine],
+    *,
+    replaces: str | None = None,
 ) -> CreatedInvoice:
     """Number, insert and stamp, in the caller's transaction (the number is allocated last
     so that the counter row is locked as briefly as possible)."""
@@ -755,6 +837,7 @@ def _create_invoice(
         currency=currency,
         total_amount=total,
         line_count=len(lines),
+        replaces=replaces,
     )
 
 
@@ -1072,6 +1155,8 @@ class InvoiceLine:
     origin: str | None
     destination: str | None
     map_path: str | None
+    #: JSON of the tariff computation (``fee_lines.details``: the quote, its inputs, the FX)
+    details: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1100,13 +1185,32 @@ class CreditNoteInfo:
 
 
 @dataclass(frozen=True)
+class InvoiceRef:
+    """A voided invoice that a later invoice of the same customer and period replaces."""
+
+    number: str
+    issue_date: dt.date
+    total_amount: Decimal
+    currency: str
+    voided_at: dt.datetime | None
+    credit_note_number: str | None
+
+
+@dataclass(frozen=True)
 class InvoiceDetail:
-    """An invoice, its customer, its lines (joined with ``flights``) and its credit note."""
+    """An invoice, its customer, its lines (joined with ``flights``) and its credit note.
+
+    ``replaces``: the VOID invoices of the same customer and period created before this one,
+    latest first (this invoice re-issues their charges); ``replaced_by``: the number of the
+    invoice of the same period created right after this one, when this one is VOID.
+    """
 
     invoice: InvoiceSummary
     customer: CustomerInfo
     lines: tuple[InvoiceLine, ...]
     credit_note: CreditNoteInfo | None = None
+    replaces: tuple[InvoiceRef, ...] = ()
+    replaced_by: str | None = None
 
     @property
     def flights(self) -> tuple[FlightGroup, ...]:
@@ -1172,6 +1276,7 @@ _LINE_COLUMNS = (
     Flight.origin,
     Flight.destination,
     Flight.map_path,
+    FeeLine.details,
 )
 
 
@@ -1220,7 +1325,30 @@ def _detail(session: Session, number: str) -> InvoiceDetail:
         ),
         lines=tuple(lines),
         credit_note=_credit_note(session, summary.id),
+        replaces=tuple(
+            _voided_invoices(
+                session,
+                summary.customer_id,
+                (summary.period_start, summary.period_end),
+                before_id=summary.id,
+            )
+        ),
+        replaced_by=_replaced_by(session, summary) if summary.status == VOID else None,
     )
+
+
+def _replaced_by(session: Session, summary: InvoiceSummary) -> str | None:
+    return session.execute(
+        select(Invoice.number)
+        .where(
+            Invoice.customer_id == summary.customer_id,
+            Invoice.period_start == summary.period_start,
+            Invoice.period_end == summary.period_end,
+            Invoice.id > summary.id,
+        )
+        .order_by(Invoice.id)
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def invoice_detail(engine: Engine, number: str) -> InvoiceDetail:
@@ -1228,3 +1356,85 @@ def invoice_detail(engine: Engine, number: str) -> InvoiceDetail:
     if unknown). A VOID invoice has no lines any more (released); see :class:`VoidResult`."""
     with Session(engine) as session:
         return _detail(session, number)
+
+
+class CreditNoteNotFound(InvoicingError, LookupError):
+    """No credit note has this number."""
+
+    category: ClassVar[str] = "credit_note_not_found"
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"no credit note numbered {number!r}")
+        self.number = number
+
+
+@dataclass(frozen=True)
+class CreditNoteDetail:
+    """A credit note and the (VOID) invoice it cancels.
+
+    ``invoice.lines`` is empty when read back after the void (the lines were released); a
+    :class:`VoidResult` gives them (see :func:`credit_note_of_void`).
+    """
+
+    credit_note: CreditNoteInfo
+    invoice: InvoiceDetail
+
+
+def credit_note_detail(engine: Engine, number: str) -> CreditNoteDetail:
+    """The credit note ``number`` and its invoice (:class:`CreditNoteNotFound` if unknown)."""
+    with Session(engine) as session:
+        invoice_number = session.execute(
+            select(Invoice.number)
+            .join(CreditNote, CreditNote.invoice_id == Invoice.id)
+            .where(CreditNote.number == number)
+        ).scalar_one_or_none()
+        if invoice_number is None:
+            raise CreditNoteNotFound(number)
+        detail = _detail(session, invoice_number)
+    assert detail.credit_note is not None
+    return CreditNoteDetail(detail.credit_note, detail)
+
+
+def credit_note_of_void(result: VoidResult) -> CreditNoteDetail:
+    """The credit note recorded by :func:`void`, with the lines the invoice carried."""
+    assert result.detail.credit_note is not None
+    return CreditNoteDetail(result.detail.credit_note, result.detail)
+
+
+@dataclass(frozen=True)
+class FlightInvoice:
+    """The live invoice carrying (some of) a flight's fee lines."""
+
+    flight_id: int
+    number: str
+    status: str
+    customer_code: str
+    period_start: dt.date
+    period_end: dt.date
+
+
+def invoices_of_flights(engine: Engine, flight_ids: Sequence[int]) -> dict[int, FlightInvoice]:
+    """The invoice carrying each of ``flight_ids`` that is on one (flights not invoiced are
+    left out). A flight on an invoice is refused by re-processing until that invoice is
+    voided."""
+    out: dict[int, FlightInvoice] = {}
+    ids = [int(f) for f in flight_ids]
+    with Session(engine) as session:
+        for start in range(0, len(ids), _ID_CHUNK):
+            rows = session.execute(
+                select(
+                    FeeLine.flight_id,
+                    Invoice.number,
+                    Invoice.status,
+                    Customer.code,
+                    Invoice.period_start,
+                    Invoice.period_end,
+                )
+                .join(Invoice, Invoice.id == FeeLine.invoice_id)
+                .join(Customer, Customer.id == Invoice.customer_id)
+                .where(FeeLine.flight_id.in_(ids[start : start + _ID_CHUNK]))
+                .distinct()
+            )
+            for row in rows:
+                out.setdefault(row.flight_id, FlightInvoice(*row))
+    return out

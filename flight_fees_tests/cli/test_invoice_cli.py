@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -102,9 +103,19 @@ def test_void_then_second_void_and_pay_refused(db, tmp_path):
     assert shown.exit_code == 0, shown.output
     result = _run("void", number, "--reason", "wrong MTOW")
     assert result.exit_code == 0, result.output
-    assert "CN-" in result.output and "2 fee line(s) released" in result.output
+    assert "credit note CN-2026-000001" in result.output
+    assert "2 fee line(s) released" in result.output
     doc = (tmp_path / f"{number}.html").read_text(encoding="utf-8")
-    assert "VOID</div>" in doc and "ACM42" in doc  # rewritten, lines kept
+    assert "VOID</div>" in doc and "ACM42" in doc  # the exported copy: rewritten, lines kept
+    invoices = Path(os.environ["FLIGHT_FEES_HOME"]) / "invoices"
+    for name in (f"{number}.html", f"{number}.pdf", "CN-2026-000001.html", "CN-2026-000001.pdf"):
+        assert (invoices / name).exists(), name
+    assert "ACM42" in (invoices / f"{number}.html").read_text(encoding="utf-8")
+    assert str(invoices.resolve() / "CN-2026-000001.html") in result.output.replace("\n", "")
+    # what to do next, with the exact command
+    assert "flight-fees invoice consolidate --date 2026-01-31 --force --customer ACME" in (
+        result.output
+    )
     _assert_clean_failure(_run("void", number, "--reason", "again"), f"invoice {number} is VOID")
     _assert_clean_failure(
         _run("pay", number),
@@ -163,3 +174,32 @@ def test_overdue_command_is_idempotent(db):
     assert first.exit_code == 0 and f"1 invoice(s) marked OVERDUE: {number}" in first.output
     second = _run("overdue", "--date", "2026-03-03")
     assert "0 invoice(s) marked OVERDUE" in second.output
+
+
+def test_reinvoicing_after_a_void_and_the_document_command(db):
+    number = _seed(db)  # January, issued 2026-01-31
+    assert _run("void", number, "--reason", "wrong MTOW").exit_code == 0
+    before = dt.datetime.now(dt.UTC).date()
+    result = _run("consolidate", "--date", "2026-01-31", "--force", "--customer", "ACME")
+    after = dt.datetime.now(dt.UTC).date()
+    assert result.exit_code == 0, result.output
+    [replacement] = [n for n in list_invoices(db)["number"] if n != number]
+    detail = invoice_detail(db, replacement)
+    # issued on the day it is created, not back-dated to the period end
+    assert detail.invoice.issue_date in {before, after}
+    row = next(line for line in result.output.splitlines() if replacement in line)
+    assert str(detail.invoice.issue_date) in row and number in row  # issued, replaces
+    assert [r.number for r in detail.replaces] == [number]
+
+    pdf = _run("document", replacement)
+    assert pdf.exit_code == 0, pdf.output
+    path = Path(pdf.output.strip())
+    assert path.name == f"{replacement}.pdf" and path.read_bytes().startswith(b"%PDF-")
+    credit = _run("document", "CN-2026-000001", "--format", "html")
+    assert credit.exit_code == 0, credit.output
+    page = Path(credit.output.strip()).read_text(encoding="utf-8")
+    assert f'<strong id="cancelled-invoice">{number}</strong>' in page  # written by the void
+    _assert_clean_failure(
+        _run("document", "INV-2026-424242"), "no invoice or credit note numbered 'INV-2026-424242'"
+    )
+    _assert_clean_failure(_run("document", replacement, "-f", "docx"), "unknown document format")

@@ -456,14 +456,104 @@ def test_void_releases_lines_records_credit_note_and_reinvoice(engine):
     assert _counter(engine, "CN", 2026) == 1  # the refused void consumed no number
 
     # a normal re-run does not re-invoice (not an invoice day); a forced one does
-    assert consolidate(engine, D(2026, 2, 3)).created == ()
-    [again] = consolidate(engine, D(2026, 2, 3), force=True, customer_ids=[cid]).created
-    assert again.number == "INV-2026-000002"
+    assert consolidate(engine, D(2026, 2, 3), today=D(2026, 2, 3)).created == ()
+    [again] = consolidate(
+        engine, D(2026, 2, 3), force=True, customer_ids=[cid], today=D(2026, 2, 3)
+    ).created
+    assert again.number == "INV-2026-000002" and again.replaces == inv.number
     assert (again.period_start, again.period_end) == (D(2026, 1, 1), D(2026, 1, 31))
+    assert again.issue_date == D(2026, 2, 3) and again.due_date == D(2026, 3, 5)
     assert again.total_amount == Decimal("100.50")
     assert all(_invoice_of_line(engine, lid) == again.number for lid in lines)
     statuses = list_invoices(engine).set_index("number")["status"].to_dict()
     assert statuses == {inv.number: "VOID", again.number: "PENDING"}
+
+
+def test_replacement_is_issued_on_its_real_day_and_references_the_void(engine):
+    cid, inv, lines = _one_invoice(engine)  # January, issued 2026-01-31, due 2026-03-02
+    res = void(
+        engine, inv.number, "wrong MTOW", voided_at=dt.datetime(2026, 3, 9, 16, tzinfo=dt.UTC)
+    )
+    # the operator re-invoices January by naming its last day: the replacement is not dated
+    # 2026-01-31 (due 2026-03-02, overdue on arrival) but on the day it is created
+    [rep] = consolidate(
+        engine, D(2026, 1, 31), force=True, customer_ids=[cid], today=D(2026, 3, 10)
+    ).created
+    assert (rep.period_start, rep.period_end) == (D(2026, 1, 1), D(2026, 1, 31))
+    assert rep.issue_date == D(2026, 3, 10) and rep.due_date == D(2026, 4, 9)
+    assert rep.replaces == inv.number and rep.number == "INV-2026-000002"
+    assert all(_invoice_of_line(engine, lid) == rep.number for lid in lines)
+    assert mark_overdue(engine, D(2026, 3, 11)) == []  # full payment terms from the real day
+
+    detail = invoice_detail(engine, rep.number)
+    [ref] = detail.replaces
+    assert (ref.number, ref.credit_note_number) == (inv.number, res.credit_note_number)
+    assert ref.issue_date == D(2026, 1, 31) and ref.total_amount == Decimal("100.50")
+    assert ref.voided_at == dt.datetime(2026, 3, 9, 16, tzinfo=dt.UTC)
+    assert detail.replaced_by is None
+    voided = invoice_detail(engine, inv.number)
+    assert voided.replaced_by == rep.number and voided.replaces == ()
+    stored = list_invoices(engine).set_index("number")["issue_date"].to_dict()
+    assert stored == {inv.number: D(2026, 1, 31), rep.number: D(2026, 3, 10)}
+
+
+def test_replacement_issue_date_is_never_before_the_void_or_the_planned_date(engine):
+    cid, inv, _ = _one_invoice(engine)
+    void(engine, inv.number, "late void", voided_at=dt.datetime(2026, 2, 20, tzinfo=dt.UTC))
+    # a clock behind the void (tests, a skewed host): the void's day wins
+    [rep] = consolidate(
+        engine, D(2026, 1, 31), force=True, customer_ids=[cid], today=D(2026, 2, 1)
+    ).created
+    assert rep.issue_date == D(2026, 2, 20)
+    # a chain of replacements: each names the invoice it replaces, latest void first
+    void(engine, rep.number, "again", voided_at=dt.datetime(2026, 2, 21, tzinfo=dt.UTC))
+    [third] = consolidate(
+        engine,
+        D(2026, 1, 31),
+        force=True,
+        customer_ids=[cid],
+        issue_date=D(2026, 2, 25),  # a planned date after today and the void is kept
+        today=D(2026, 2, 22),
+    ).created
+    assert third.issue_date == D(2026, 2, 25) and third.replaces == rep.number
+    refs = invoice_detail(engine, third.number).replaces
+    assert [r.number for r in refs] == [rep.number, inv.number]
+    assert [r.credit_note_number for r in refs] == ["CN-2026-000002", "CN-2026-000001"]
+    assert invoice_detail(engine, rep.number).replaced_by == third.number
+
+
+def test_a_first_invoice_keeps_its_planned_issue_date(engine):
+    cid = make_customer(engine, "ACME")
+    make_fee_line(engine, cid, D(2026, 1, 5), "10.00")
+    # a catch-up of a missed period is not a replacement: dated as asked
+    [inv] = consolidate(engine, D(2026, 1, 31), today=D(2026, 6, 1)).created
+    assert inv.issue_date == D(2026, 1, 31) and inv.replaces is None
+    assert invoice_detail(engine, inv.number).replaces == ()
+
+
+def test_credit_note_detail_and_invoices_of_flights(engine):
+    cid = make_customer(engine, "ACME")
+    fid = make_flight(engine, flight_date=D(2026, 1, 4))
+    make_fee_line(engine, cid, D(2026, 1, 4), "12.00", flight_id=fid, zone_id="EC")
+    make_fee_line(engine, cid, D(2026, 1, 4), "3.00", flight_id=fid, zone_id="UK")
+    other = make_flight(engine, flight_date=D(2026, 2, 4))
+    make_fee_line(engine, cid, D(2026, 2, 4), "1.00", flight_id=other)
+    [inv] = consolidate(engine, D(2026, 1, 31)).created
+
+    [(flight, found)] = invoicing.invoices_of_flights(engine, [fid, other, 999]).items()
+    assert flight == fid and (found.number, found.status) == (inv.number, "PENDING")
+    assert (found.customer_code, found.period_end) == ("ACME", D(2026, 1, 31))
+
+    res = void(engine, inv.number, "dispute", voided_at=dt.datetime(2026, 2, 2, tzinfo=dt.UTC))
+    assert invoicing.invoices_of_flights(engine, [fid]) == {}  # released
+    cn = invoicing.credit_note_detail(engine, res.credit_note_number)
+    assert cn.credit_note.number == res.credit_note_number
+    assert (cn.credit_note.amount, cn.credit_note.reason) == (Decimal("15.00"), "dispute")
+    assert cn.invoice.invoice.number == inv.number and cn.invoice.lines == ()
+    at_void = invoicing.credit_note_of_void(res)
+    assert at_void.invoice.zone_totals() == {"EC": Decimal("12.00"), "UK": Decimal("3.00")}
+    with pytest.raises(invoicing.CreditNoteNotFound, match="no credit note numbered 'CN-1'"):
+        invoicing.credit_note_detail(engine, "CN-1")
 
 
 def test_void_requires_a_reason(engine):
@@ -631,7 +721,7 @@ def test_unique_index_is_the_last_line_of_defence(pg_engine, monkeypatch):
     line = make_fee_line(pg_engine, cid, D(2026, 1, 5), "1.00")
     original = invoicing._create_invoice
 
-    def intruder_then_create(session, customer, period, issue, lines):
+    def intruder_then_create(session, customer, period, issue, lines, **kwargs):
         with transaction(pg_engine) as other:  # another connection, committed first
             other.add(
                 Invoice(
@@ -647,7 +737,7 @@ def test_unique_index_is_the_last_line_of_defence(pg_engine, monkeypatch):
                     status="PENDING",
                 )
             )
-        return original(session, customer, period, issue, lines)
+        return original(session, customer, period, issue, lines, **kwargs)
 
     monkeypatch.setattr(invoicing, "_create_invoice", intruder_then_create)
     res = consolidate(pg_engine, D(2026, 1, 31))
