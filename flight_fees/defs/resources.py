@@ -207,6 +207,8 @@ class PipelineSettings(dg.ConfigurableResource):
     max_speed_kt: float = 1200.0
     min_points: int = 10
     render_maps: bool = True
+    #: flights fetched, crossed and billed at once within a run (peak memory follows this)
+    chunk_flights: int = 1_000
     #: how long run-scoped intermediate frames are kept
     keep_intermediates_days: int = 14
 

@@ -425,3 +425,252 @@ def bill_stage(
         if fid not in failures
     ]
     return BillStage(bills, failures, list(resolved.conflicts), result.lines)
+
+
+# -- streaming: a run's flights through the stages chunk by chunk -----------------------------
+#
+# Each stage reads the chunk files of the stage before it (work store parts) and writes its
+# own, one chunk at a time: peak memory follows ``CHUNK_FLIGHTS``, not the size of the run.
+
+
+@dataclass
+class TracksRun:
+    """What :func:`stream_tracks` fetched and wrote."""
+
+    flights_with_tracks: int = 0
+    points: int = 0
+    queries: int = 0
+    failures: Failures = field(default_factory=dict)
+    report: pd.DataFrame = field(default_factory=pd.DataFrame)  # first rows of the cleaning
+    source_error: tuple[str, str] | None = None
+    chunks: int = 0
+
+
+def stream_tracks(
+    source: Any,
+    store: Any,
+    day: dt.date,
+    run_id: str,
+    flight_ids: Sequence[int] | None,
+    *,
+    chunk_flights: int = CHUNK_FLIGHTS,
+    max_gap_s: float = 600.0,
+    max_speed_kt: float = 1200.0,
+    min_points: int = 10,
+    report_rows: int = 100,
+) -> TracksRun:
+    """Fetch and clean the flights chunk by chunk (:func:`fetch_tracks_chunks`), writing the
+    tracks and one attribute row per flight of each chunk to the work store
+    (``tracks`` / ``flight_attributes`` parts).
+
+    A whole-source failure stops the stream: every flight of the run that is not billed by it
+    (those of the failing chunk, of the chunks not fetched, and of the chunks already written,
+    which no later stage of this run will bill) gets that failure, so that the caller hands
+    them all back to the queue."""
+    out = TracksRun()
+    written: list[int] = []
+    reports: list[pd.DataFrame] = []
+    for k, stage in enumerate(
+        fetch_tracks_chunks(
+            source,
+            day,
+            flight_ids,
+            chunk_flights=chunk_flights,
+            max_gap_s=max_gap_s,
+            max_speed_kt=max_speed_kt,
+            min_points=min_points,
+        )
+    ):
+        out.queries += stage.queries
+        out.failures.update(stage.failures)
+        if stage.source_error is not None:
+            out.source_error = stage.source_error
+            out.failures.update({fid: stage.source_error for fid in written})
+            break
+        store.write_part("tracks", day, run_id, k, stage.tracks)
+        store.write_part("flight_attributes", day, run_id, k, flight_attribute_rows(stage.tracks))
+        out.chunks += 1
+        ids = stage.flight_ids
+        written.extend(ids)
+        out.flights_with_tracks += len(ids)
+        out.points += len(stage.tracks)
+        if len(stage.report) and sum(map(len, reports)) < report_rows:
+            reports.append(stage.report)
+    if out.chunks == 0 and out.source_error is None:  # nothing to fetch: an empty stage
+        from flight_fees.lib.tracks import empty_tracks
+
+        store.write_part("tracks", day, run_id, 0, empty_tracks())
+        store.write_part("flight_attributes", day, run_id, 0, flight_attribute_rows(empty_tracks()))
+        out.chunks = 1
+    if reports:
+        out.report = pd.concat(reports, ignore_index=True).head(report_rows)
+    return out
+
+
+@dataclass
+class CrossingsRun:
+    """What :func:`stream_crossings` computed and wrote."""
+
+    flights: int = 0
+    points: int = 0
+    crossings: int = 0
+    zone_visits: int = 0
+    interpolated: int = 0
+    flights_without_crossings: int = 0
+    crossings_per_fir: dict[str, int] = field(default_factory=dict)
+    merged_per_flight: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
+    uncharged_per_zone: dict[str, int] = field(default_factory=dict)
+    preview: pd.DataFrame = field(default_factory=pd.DataFrame)
+    seconds: float = 0.0
+
+
+def stream_crossings(
+    store: Any,
+    day: dt.date,
+    run_ids: Sequence[str],
+    run_id: str,
+    firs: Any,
+    zones: Any,
+    *,
+    airports: pd.DataFrame | None = None,
+    gap_threshold_s: float = 600.0,
+    noise_tolerance_m: float | None = None,
+    jitter_s: float = 0.0,
+    preview_rows: int = 30,
+) -> CrossingsRun:
+    """:func:`crossings_stage` over the track chunks of the run (or of its parents), writing
+    ``crossings`` and ``zone_visits`` parts of the same numbers."""
+    import time
+
+    from flight_fees.lib.crossings import merged_excursions_per_flight
+
+    out = CrossingsRun()
+    merged: list[pd.Series] = []
+    previews: list[pd.DataFrame] = []
+    track_parts = store.parts("tracks", day, run_ids)
+    attr_parts = store.parts("flight_attributes", day, run_ids)
+    for k, (track_file, attr_file) in enumerate(zip(track_parts, attr_parts, strict=True)):
+        tracks = pd.read_parquet(track_file)
+        attrs = pd.read_parquet(attr_file)
+        started = time.perf_counter()
+        stage = crossings_stage(
+            tracks,
+            firs,
+            zones,
+            attrs=attrs,
+            airports=airports,
+            gap_threshold_s=gap_threshold_s,
+            noise_tolerance_m=noise_tolerance_m,
+            jitter_s=jitter_s,
+        )
+        out.seconds += time.perf_counter() - started
+        store.write_part("crossings", day, run_id, k, stage.crossings)
+        store.write_part("zone_visits", day, run_id, k, stage.visits)
+        cr = stage.crossings
+        out.flights += int(tracks["flight_id"].nunique()) if len(tracks) else 0
+        out.points += len(tracks)
+        out.crossings += len(cr)
+        out.zone_visits += len(stage.visits)
+        out.interpolated += int(cr["interpolated"].sum()) if len(cr) else 0
+        out.flights_without_crossings += len(stage.flights_without_crossings)
+        for fir, n in cr.groupby("fir_id").size().items() if len(cr) else []:
+            out.crossings_per_fir[str(fir)] = out.crossings_per_fir.get(str(fir), 0) + int(n)
+        merged.append(merged_excursions_per_flight(cr))
+        unc = stage.uncharged
+        for zone, n in (
+            unc.groupby("zone_id").size().items() if unc is not None and len(unc) else []
+        ):
+            out.uncharged_per_zone[str(zone)] = out.uncharged_per_zone.get(str(zone), 0) + int(n)
+        if sum(map(len, previews)) < preview_rows and len(cr):
+            previews.append(cr.head(preview_rows))
+    merged = [m for m in merged if len(m)]
+    if merged:
+        out.merged_per_flight = pd.concat(merged).sort_values(ascending=False, kind="stable")
+    if previews:
+        out.preview = pd.concat(previews, ignore_index=True).head(preview_rows)
+    out.crossings_per_fir = dict(sorted(out.crossings_per_fir.items(), key=lambda kv: -kv[1]))
+    return out
+
+
+@dataclass
+class BillsRun:
+    """What :func:`stream_bills` wrote and refused."""
+
+    written: dict[int, int] = field(default_factory=dict)  # flight_id -> lines
+    failures: Failures = field(default_factory=dict)
+    skipped_invoiced: dict[int, str] = field(default_factory=dict)
+    totals: dict[str, Any] = field(default_factory=dict)  # billing currency -> Decimal
+    conflicts: int = 0
+    flights: int = 0  # flights with attributes (tracks) in the run
+    preview: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def lines(self) -> int:
+        return sum(self.written.values())
+
+
+def stream_bills(
+    engine: Any,
+    store: Any,
+    day: dt.date,
+    run_ids: Sequence[str],
+    *,
+    tariffs: Any,
+    fx: Any,
+    aircraft_types: Any,
+    attributes_csv: str | Path | None = None,
+    batch_id: str | None = None,
+    backfill: bool = False,
+    preview_rows: int = 30,
+) -> BillsRun:
+    """:func:`bill_stage` and :func:`~flight_fees.lib.billing.persist_bills` over the zone-visit
+    chunks of the run: each chunk's lines are written (with the deletion of its flights'
+    queue rows, one transaction per chunk of flights) before the next chunk is read.
+
+    ``backfill``: a whole-day run re-bills what is not invoiced yet and leaves invoiced flights
+    alone (``skipped_invoiced``); an explicitly requested invoiced flight is refused as a
+    failure instead (``already_invoiced``)."""
+    from decimal import Decimal
+
+    from flight_fees.lib.billing import fee_line_totals, invoiced_flights, persist_bills
+    from flight_fees.lib.db.engine import transaction
+
+    out = BillsRun()
+    totals: dict[str, Decimal] = {}
+    previews: list[pd.DataFrame] = []
+    visit_parts = store.parts("zone_visits", day, run_ids)
+    attr_parts = store.parts("flight_attributes", day, run_ids)
+    for visits_file, attr_file in zip(visit_parts, attr_parts, strict=True):
+        visits = pd.read_parquet(visits_file)
+        attrs = pd.read_parquet(attr_file)
+        out.flights += len(attrs)
+        bills = bill_stage(
+            engine,
+            visits,
+            attrs,
+            tariffs=tariffs,
+            fx=fx,
+            aircraft_types=aircraft_types,
+            attributes_csv=attributes_csv,
+        )
+        to_write = bills.bills
+        if backfill and to_write:
+            with transaction(engine) as session:
+                skipped = invoiced_flights(session, [b.flight_id for b in to_write])
+            out.skipped_invoiced.update(skipped)
+            to_write = [b for b in to_write if b.flight_id not in skipped]
+        persisted = persist_bills(engine, to_write, batch_id=batch_id)
+        out.failures.update(bills.failures)
+        out.failures.update(persisted.failures)
+        out.written.update(persisted.written)
+        out.conflicts += len(bills.conflicts)
+        for ccy, amount in fee_line_totals(engine, list(persisted.written)).items():
+            totals[ccy] = totals.get(ccy, Decimal(0)) + amount
+        if sum(map(len, previews)) < preview_rows:
+            preview = bills.preview(limit=preview_rows)
+            if len(preview):
+                previews.append(preview)
+    out.totals = totals
+    if previews:
+        out.preview = pd.concat(previews, ignore_index=True).head(preview_rows)
+    return out

@@ -16,8 +16,6 @@ import dagster as dg
 from flight_fees.defs.metadata import (
     failures_table,
     md_table,
-    merge_metadata,
-    uncharged_metadata,
 )
 from flight_fees.defs.partitions import daily_partitions, partition_day
 from flight_fees.defs.resources import (
@@ -47,15 +45,6 @@ def lineage_run_ids(context: dg.AssetExecutionContext) -> list[str]:
         ids.append(run.parent_run_id)
         run = instance.get_run_by_id(run.parent_run_id)
     return ids
-
-
-def upstream_frames(
-    context: dg.AssetExecutionContext, workspace: Workspace, day: dt.date, *stages: str
-) -> list:
-    """The frames ``stages`` that upstream assets wrote for this run (or its parents)."""
-    store = workspace.work_store()
-    runs = lineage_run_ids(context)
-    return [store.read_frame(stage, day, runs) for stage in stages]
 
 
 def _mark_failures(
@@ -100,7 +89,7 @@ def flight_tracks(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.pipeline import fetch_tracks_stage, flight_attribute_rows
+    from flight_fees.lib.pipeline import stream_tracks
 
     day = partition_day(context)
     ids = list(config.flight_ids)
@@ -117,36 +106,42 @@ def flight_tracks(
             allow_retries=False,
         )
     started = time.perf_counter()
-    stage = fetch_tracks_stage(
+    store = workspace.work_store()
+    fetched = stream_tracks(
         source,
+        store,
         day,
+        context.run.run_id,
         ids or None,
+        chunk_flights=settings.chunk_flights,
         max_gap_s=settings.gap_threshold_s,
         max_speed_kt=settings.max_speed_kt,
         min_points=settings.min_points,
     )
-    unavailable = {f for f, (cat, _) in stage.failures.items() if cat == "source_unavailable"}
-    source_down = stage.source_error is not None or (bool(unavailable) and stage.tracks.empty)
-    whole_source = stage.source_error is not None and stage.source_error[0] in (
+    failures = fetched.failures
+    unavailable = {f for f, (cat, _) in failures.items() if cat == "source_unavailable"}
+    source_down = fetched.source_error is not None or (
+        bool(unavailable) and fetched.flights_with_tracks == 0
+    )
+    whole_source = fetched.source_error is not None and fetched.source_error[0] in (
         "source_unavailable",
         "timeout",
     )
     if whole_source or unavailable:  # the breaker counts outages, not bad flights
-        reason = stage.source_error or stage.failures[min(unavailable)]
+        reason = fetched.source_error or failures[min(unavailable)]
         breaker.record_failure(f"{reason[0]}: {reason[1]}")
     else:
         breaker.record_success()
     # source_unavailable flights go back to the queue without losing an attempt
-    _mark_failures(context, billing, stage.failures, "flight_tracks")
+    _mark_failures(context, billing, failures, "flight_tracks")
     if source_down:
-        category, message = stage.source_error or stage.failures[min(unavailable)]
+        category, message = fetched.source_error or failures[min(unavailable)]
         raise dg.Failure(
             description=f"[INGESTION] track source {source.name!r} failed ({category}): "
-            f"{message}; {len(stage.failures)} flight(s) left in the queue",
+            f"{message}; {len(failures)} flight(s) left in the queue",
             allow_retries=False,
         )
 
-    store = workspace.work_store()
     store.write_json(
         "selection",
         day,
@@ -156,35 +151,35 @@ def flight_tracks(
             # failures of this stage, for the batch's processing log
             "failed": [
                 {"flight_id": fid, "category": cat, "message": msg}
-                for fid, (cat, msg) in sorted(stage.failures.items())
+                for fid, (cat, msg) in sorted(failures.items())
             ],
         },
     )
-    store.write_frame("tracks", day, context.run.run_id, stage.tracks)
-    attrs = flight_attribute_rows(stage.tracks)
-    store.write_frame("flight_attributes", day, context.run.run_id, attrs)
     elapsed = time.perf_counter() - started
     context.log.info(
-        "[INGESTION] %s: %d flight(s) with tracks, %d failed, %d points, %d queries, %.1f s",
+        "[INGESTION] %s: %d flight(s) with tracks, %d failed, %d points, %d queries, "
+        "%d chunk(s), %.1f s",
         day,
-        len(attrs),
-        len(stage.failures),
-        len(stage.tracks),
-        stage.queries,
+        fetched.flights_with_tracks,
+        len(failures),
+        fetched.points,
+        fetched.queries,
+        fetched.chunks,
         elapsed,
     )
-    report = stage.report
+    report = fetched.report
     return dg.MaterializeResult(
         metadata={
             "source": source.name,
             "mode": "selected flights" if ids else "backfill (whole day)",
-            "flights_requested": len(ids) if ids else len(attrs) + len(stage.failures),
-            "flights_with_tracks": len(attrs),
-            "flights_failed": len(stage.failures),
-            "points": len(stage.tracks),
-            "queries": stage.queries,
+            "flights_requested": len(ids) if ids else fetched.flights_with_tracks + len(failures),
+            "flights_with_tracks": fetched.flights_with_tracks,
+            "flights_failed": len(failures),
+            "points": fetched.points,
+            "queries": fetched.queries,
+            "chunks": fetched.chunks,
             "seconds": round(elapsed, 2),
-            "failed_flights": failures_table(stage.failures),
+            "failed_flights": failures_table(failures),
             "cleaning": md_table(report.head(100)) if len(report) else "no cleaning report",
         }
     )
@@ -205,57 +200,53 @@ def fir_crossings(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.pipeline import crossings_stage
+    from flight_fees.lib.pipeline import stream_crossings
 
     day = partition_day(context)
     store = workspace.work_store()
-    tracks, attrs = upstream_frames(context, workspace, day, "tracks", "flight_attributes")
-    started = time.perf_counter()
-    stage = crossings_stage(
-        tracks,
+    run = stream_crossings(
+        store,
+        day,
+        lineage_run_ids(context),
+        context.run.run_id,
         reference.fir_index(),  # prepared FIR set, built once per FIR set (on-disk cache)
         reference.charging_zones(),
-        attrs=attrs,
         airports=reference.airports(),
         gap_threshold_s=settings.gap_threshold_s,
         noise_tolerance_m=settings.noise_tolerance_m,
         jitter_s=settings.jitter_s,
     )
-    elapsed = time.perf_counter() - started
-    crossings_path = store.write_frame("crossings", day, context.run.run_id, stage.crossings)
-    store.write_frame("zone_visits", day, context.run.run_id, stage.visits)
-    per_fir = (
-        stage.crossings.groupby("fir_id").size().sort_values(ascending=False)
-        if len(stage.crossings)
-        else None
-    )
     context.log.info(
         "[INGESTION] %s: %d crossings, %d zone visits in %.2f s",
         day,
-        len(stage.crossings),
-        len(stage.visits),
-        elapsed,
+        run.crossings,
+        run.zone_visits,
+        run.seconds,
     )
     preview_cols = ["flight_id", "fir_id", "entry_time", "exit_time", "distance_km", "interpolated"]
+    merged = run.merged_per_flight
     return dg.MaterializeResult(
         metadata={
-            "flights": int(tracks["flight_id"].nunique()) if len(tracks) else 0,
-            "crossings": len(stage.crossings),
-            "zone_visits": len(stage.visits),
-            "interpolated_crossings": int(stage.crossings["interpolated"].sum())
-            if len(stage.crossings)
-            else 0,
-            "flights_outside_every_fir": len(stage.flights_without_crossings),
-            **merge_metadata(stage.crossings),
-            **uncharged_metadata(stage.uncharged),
-            "points_per_second": round(len(tracks) / elapsed, 0) if elapsed > 0 else 0.0,
-            "crossings_per_fir": dg.MetadataValue.json(
-                {str(k): int(v) for k, v in per_fir.items()} if per_fir is not None else {}
+            "flights": run.flights,
+            "crossings": run.crossings,
+            "zone_visits": run.zone_visits,
+            "interpolated_crossings": run.interpolated,
+            "flights_outside_every_fir": run.flights_without_crossings,
+            "merged_excursions": int(merged.sum()),
+            "flights_with_merged_excursions": len(merged),
+            "merged_excursions_per_flight": md_table(
+                merged.rename("merged_excursions").reset_index().head(50)
+            )
+            if len(merged)
+            else "no excursion merged",
+            "uncharged_zone_visits": sum(run.uncharged_per_zone.values()),
+            "uncharged_zone_visits_per_zone": dg.MetadataValue.json(run.uncharged_per_zone),
+            "points_per_second": round(run.points / run.seconds, 0) if run.seconds > 0 else 0.0,
+            "crossings_per_fir": dg.MetadataValue.json(run.crossings_per_fir),
+            "preview": md_table(run.preview[preview_cols]) if len(run.preview) else "no crossings",
+            "path": dg.MetadataValue.path(
+                str(store.path("crossings", day, context.run.run_id, ""))
             ),
-            "preview": md_table(stage.crossings[preview_cols].head(30))
-            if len(stage.crossings)
-            else "no crossings",
-            "path": dg.MetadataValue.path(str(crossings_path)),
         }
     )
 
@@ -277,15 +268,12 @@ def fee_lines(
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
     from flight_fees.lib.audit import FlightTiming, ProcessingLog, write_processing_log
-    from flight_fees.lib.billing import fee_line_totals, invoiced_flights, persist_bills
-    from flight_fees.lib.db.engine import transaction
     from flight_fees.lib.links import day_maps_url, processing_log_url
-    from flight_fees.lib.pipeline import bill_stage
+    from flight_fees.lib.pipeline import stream_bills
 
     day = partition_day(context)
     store = workspace.work_store()
     runs = lineage_run_ids(context)
-    visits, attrs = upstream_frames(context, workspace, day, "zone_visits", "flight_attributes")
     engine = billing.engine()
     batch_id = f"{day.isoformat()}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
     log = ProcessingLog(
@@ -295,32 +283,26 @@ def fee_lines(
         partition_key=context.partition_key,
     )
     started = time.perf_counter()
-    bills = bill_stage(
+    selection = store.read_json("selection", day, runs) or {}
+    run = stream_bills(
         engine,
-        visits,
-        attrs,
+        store,
+        day,
+        runs,
         tariffs=reference.tariffs(),
         fx=reference.fx_rates(),
         aircraft_types=reference.aircraft_types(),
         attributes_csv=reference.attributes_csv,
+        batch_id=batch_id,
+        backfill=not selection.get("flight_ids"),
     )
-    to_write = bills.bills
-    skipped_invoiced: dict[int, str] = {}
-    selection = store.read_json("selection", day, runs) or {}
-    if not selection.get("flight_ids"):
-        # a whole-day backfill re-bills what is not invoiced yet and leaves invoiced flights
-        # alone (an explicitly requested invoiced flight is refused as a failure instead)
-        with transaction(engine) as session:
-            skipped_invoiced = invoiced_flights(session, [b.flight_id for b in to_write])
-        to_write = [b for b in to_write if b.flight_id not in skipped_invoiced]
-    persisted = persist_bills(engine, to_write, batch_id=batch_id)
-    failures = {**bills.failures, **persisted.failures}
+    failures = run.failures
     _mark_failures(context, billing, failures, "fee_lines")
     elapsed = time.perf_counter() - started
 
-    per_flight = elapsed / max(1, len(persisted.written))
+    per_flight = elapsed / max(1, len(run.written))
     log.processed = [
-        FlightTiming(fid, n, round(per_flight, 4)) for fid, n in sorted(persisted.written.items())
+        FlightTiming(fid, n, round(per_flight, 4)) for fid, n in sorted(run.written.items())
     ]
     log.failed = [
         *selection.get("failed", []),  # flights that failed while fetching their tracks
@@ -329,32 +311,32 @@ def fee_lines(
             for fid, (cat, msg) in sorted(failures.items())
         ),
     ]
-    totals = fee_line_totals(engine, list(persisted.written))
-    log.summary = {"fee_lines": persisted.lines, "totals": {k: str(v) for k, v in totals.items()}}
+    totals = run.totals
+    log.summary = {"fee_lines": run.lines, "totals": {k: str(v) for k, v in totals.items()}}
     log.finished_at = dt.datetime.now(dt.UTC)
     log_path = write_processing_log(log, workspace.paths().logs, keep=workspace.keep_logs)
-    _record_batch(engine, log, len(attrs) + len(selection.get("failed", [])))
+    _record_batch(engine, log, run.flights + len(selection.get("failed", [])))
     store.prune(settings.keep_intermediates())
     context.log.info(
         "[DATABASE] batch %s: %d flight(s) billed with %d fee line(s), %d failed; %s",
         batch_id,
-        len(persisted.written),
-        persisted.lines,
+        len(run.written),
+        run.lines,
         len(failures),
         {k: str(v) for k, v in totals.items()},
     )
-    preview = bills.preview(limit=30)
+    preview = run.preview
     return dg.MaterializeResult(
         metadata={
             "batch_id": batch_id,
-            "flights_billed": len(persisted.written),
+            "flights_billed": len(run.written),
             "flights_failed": len(failures),
-            "flights_already_invoiced_skipped": len(skipped_invoiced),
-            "fee_lines": persisted.lines,
+            "flights_already_invoiced_skipped": len(run.skipped_invoiced),
+            "fee_lines": run.lines,
             **{f"total_{ccy}": float(v) for ccy, v in sorted(totals.items())},
             "totals": dg.MetadataValue.json({k: str(v) for k, v in totals.items()}),
             "failed_flights": failures_table(failures),
-            "open_conflicts": len(bills.conflicts),
+            "open_conflicts": run.conflicts,
             "preview": md_table(preview) if len(preview) else "no fee lines",
             "processing_log": dg.MetadataValue.url(processing_log_url(log_path)),
             "maps": dg.MetadataValue.url(day_maps_url(day)),
