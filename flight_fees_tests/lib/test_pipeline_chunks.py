@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pytest
+
+import flight_fees
 
 from flight_fees.lib.demo import generate_demo, write_track_store
 from flight_fees.lib.pipeline import fetch_tracks_chunks, fetch_tracks_stage
@@ -63,3 +66,71 @@ def test_a_source_outage_ends_the_stream_and_fails_every_flight_not_fetched(sour
     assert set(stages[1].failures) == set(sorted(ids)[2:])
     with pytest.raises(ValueError):
         list(fetch_tracks_chunks(src, DAY, ids, chunk_flights=0))
+
+
+def _bill_day(engine, src, tmp_path, chunk):
+    """Stream the day's flights through the three stages with ``chunk`` flights per chunk."""
+    from flight_fees.lib import tariffs as tariff_lib
+    from flight_fees.lib.aircraft_types import load_aircraft_types
+    from flight_fees.lib.demo import read_airports
+    from flight_fees.lib.firs import load_firs
+    from flight_fees.lib.fx import load_fx_rates
+    from flight_fees.lib.pipeline import stream_bills, stream_crossings, stream_tracks
+    from flight_fees.lib.workstore import WorkStore
+    from flight_fees.lib.zones import load_charging_zones
+
+    store = WorkStore(tmp_path / f"work{chunk}")
+    fetched = stream_tracks(src, store, DAY, "r1", None, chunk_flights=chunk)
+    firs = load_firs()
+    crossings = stream_crossings(
+        store, DAY, ["r1"], "r1", firs, load_charging_zones(firs=firs), airports=read_airports()
+    )
+    fx = load_fx_rates(Path(flight_fees.__file__).parent / "data" / "fx_rates_sample.csv")
+    bills = stream_bills(
+        engine,
+        store,
+        DAY,
+        ["r1"],
+        tariffs=tariff_lib.load_tariffs(None),
+        fx=fx,
+        aircraft_types=load_aircraft_types(None),
+        batch_id=f"chunk{chunk}",
+        backfill=True,
+    )
+    return fetched, crossings, bills
+
+
+def test_streamed_run_bills_like_one_chunk(db_url, source, tmp_path):
+    import warnings
+
+    from sqlalchemy import select
+
+    from flight_fees.lib.db import make_engine
+    from flight_fees.lib.db.models import FeeLine
+    from flight_fees.lib.registry import load_aircraft, load_customers
+
+    src, ids = source
+    data = generate_demo(n_flights=7, start_day=DAY, n_days=1, seed=4)
+    engine = make_engine(db_url)
+    load_customers(engine, data.customers)
+    load_aircraft(engine, data.aircraft)
+
+    def lines():
+        with engine.connect() as conn:
+            return conn.execute(
+                select(
+                    FeeLine.flight_id, FeeLine.line_no, FeeLine.zone_id, FeeLine.billing_amount
+                ).order_by(FeeLine.flight_id, FeeLine.line_no)
+            ).all()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = _bill_day(engine, src, tmp_path, 100)
+        first = lines()
+        many = _bill_day(engine, src, tmp_path, 2)  # re-bills the same day, 2 flights a chunk
+    assert one[0].chunks == 1 and many[0].chunks == 4
+    assert one[1].crossings == many[1].crossings > 0
+    assert many[2].written == one[2].written and len(one[2].written) == len(ids)
+    assert many[2].totals == one[2].totals
+    assert lines() == first and len(first) == one[2].lines
+    engine.dispose()
