@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 import flight_fees
-
 from flight_fees.lib.demo import generate_demo, write_track_store
 from flight_fees.lib.pipeline import fetch_tracks_chunks, fetch_tracks_stage
 from flight_fees.lib.tracks import TrackSourceError
