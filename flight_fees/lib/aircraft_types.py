@@ -22,6 +22,7 @@ from typing import ClassVar, Final
 import pandas as pd
 
 from flight_fees.lib.money import CategorizedError, InvalidAmount, to_decimal
+from flight_fees.lib.plausibility import MAX_MTOW_KG
 from flight_fees.lib.values import is_missing
 
 __all__ = [
@@ -146,6 +147,11 @@ def load_aircraft_types(path: str | Path | None = None) -> AircraftTypes:
                 f"{source}: line {number}: mtow_kg must be a positive number "
                 f"(got {values['mtow_kg']!r})"
             )
+        if mtow > MAX_MTOW_KG:
+            raise AircraftTypesError(
+                f"{source}: line {number}: mtow_kg {values['mtow_kg']!r} is implausible "
+                f"(at most {MAX_MTOW_KG:,} kg)"
+            )
         if not values["source"]:
             raise AircraftTypesError(f"{source}: line {number}: source is required")
         variants.append(
@@ -178,6 +184,10 @@ def select_mtow(
             declared = to_decimal(registration_mtow_kg, what="declared MTOW")
         except InvalidAmount as exc:
             raise UnknownMtow(str(exc)) from None
+        if declared > MAX_MTOW_KG:
+            raise UnknownMtow(
+                f"declared MTOW {declared} kg is implausible (at most {MAX_MTOW_KG:,} kg)"
+            )
         if declared > 0:
             return declared, REGISTRATION_SOURCE
     designator = None if _is_missing(icao_type) else str(icao_type).strip().upper()

@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session
 
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Aircraft, Customer, FlightConflict
+from flight_fees.lib.plausibility import MAX_MTOW_KG
 from flight_fees.lib.queue import QueueError, parse_flight_id
 from flight_fees.lib.tracks.base import ATTRIBUTE_COLUMNS
 from flight_fees.lib.values import is_null
@@ -145,6 +146,8 @@ def normalise_value(field_name: str, value: Any) -> Any:
             raise ValueError(f"mtow_kg must be a number, got {value!r}") from None
         if not math.isfinite(number) or number <= 0:
             raise ValueError(f"mtow_kg must be a positive finite number, got {value!r}")
+        if number > MAX_MTOW_KG:
+            raise ValueError(f"mtow_kg {value!r} is implausible (at most {MAX_MTOW_KG:,} kg)")
         return number
     text = str(value).strip()
     if field_name in ("registration", "callsign"):

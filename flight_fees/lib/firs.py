@@ -97,6 +97,8 @@ OVERLAP_WARN_KM2: Final[float] = 1.0
 
 _GEOD: Final = pyproj.Geod(ellps="WGS84")
 _FT_PER_M: Final[float] = 1.0 / 0.3048
+#: degrees a FIR may overshoot the lon/lat range (digitisation noise at the antimeridian)
+_RANGE_TOLERANCE: Final[float] = 1e-6
 
 
 class FirDataError(ValueError):
@@ -275,6 +277,7 @@ def validate_firs(
             f"{i} ({g.geom_type})" for i, g in zip(ids[~polygonal], geoms[~polygonal], strict=True)
         )
         raise FirDataError(f"{source}: FIR geometry must be (Multi)Polygon: {kinds}")
+    _check_coordinate_ranges(ids, geoms, source)
 
     invalid = ~shapely.is_valid(geoms)
     for k in np.flatnonzero(invalid):  # only the (rare) invalid FIRs
@@ -318,6 +321,34 @@ def validate_firs(
                 stacklevel=_stacklevel,
             )
     return out
+
+
+def _check_coordinate_ranges(ids: np.ndarray, geoms: np.ndarray, source: str) -> None:
+    """:class:`FirDataError` naming the FIRs whose geometry leaves lat [-90, 90] or
+    lon [-360, 360], or has non-finite coordinates:
+    such a set would attribute no position, or the wrong one, without any other error.
+    (Longitudes beyond +/-180 are how some sets write a FIR across the antimeridian, e.g.
+    PAZA 169 W .. 230 E; the crossing engine normalises them.)"""
+    bounds = shapely.bounds(geoms)  # minx, miny, maxx, maxy per FIR
+    tol = _RANGE_TOLERANCE
+    with np.errstate(invalid="ignore"):
+        bad = (
+            ~np.isfinite(bounds).all(axis=1)
+            | (bounds[:, 0] < -360.0 - tol)
+            | (bounds[:, 2] > 360.0 + tol)
+            | (bounds[:, 1] < -90.0 - tol)
+            | (bounds[:, 3] > 90.0 + tol)
+        )
+    if bad.any():
+        shown = "; ".join(
+            f"FIR {fir_id}: lon {b[0]:g} .. {b[2]:g}, lat {b[1]:g} .. {b[3]:g}"
+            for fir_id, b in zip(ids[bad][:10], bounds[bad][:10], strict=True)
+        )
+        more = f" (and {int(bad.sum()) - 10} more)" if bad.sum() > 10 else ""
+        raise FirDataError(
+            f"{source}: field geometry: coordinates outside lat [-90, 90] / lon [-360, 360] "
+            f"(lon/lat WGS84 expected; swapped axes or another projection?): {shown}{more}"
+        )
 
 
 def find_fir_overlaps(firs: pd.DataFrame, *, min_area_km2: float = 0.0) -> pd.DataFrame:

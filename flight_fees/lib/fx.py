@@ -55,6 +55,12 @@ from flight_fees.lib.money import (
     to_decimal,
     to_utc_date,
 )
+from flight_fees.lib.plausibility import (
+    MAX_RATE_PER_EUR,
+    MAX_STORED_AMOUNT,
+    MAX_STORED_FX_RATE,
+    MIN_RATE_PER_EUR,
+)
 
 __all__ = [
     "BASE_CURRENCY",
@@ -145,8 +151,7 @@ class FxRates:
         for currency, by_day in rates.items():
             code = normalize_currency(currency)
             for day, rate in by_day.items():
-                if rate <= 0:
-                    raise FxDataError(f"{code} rate on {day}: must be positive, got {rate}")
+                _check_rate(rate, f"{code} rate on {day}", code)
                 if code == BASE_CURRENCY and rate != _ONE:
                     raise FxDataError(f"EUR rate on {day} must be 1, got {rate}")
             if code == BASE_CURRENCY:
@@ -294,6 +299,11 @@ class FxRates:
             converted = amount * rate
         if round_result:
             converted = round_money(converted, to_currency, rounding)
+        if rate > MAX_STORED_FX_RATE or abs(converted) >= MAX_STORED_AMOUNT:
+            raise FxDataError(
+                f"{amount} {from_currency} in {to_currency} on {rate_day} at rate {rate} gives "
+                f"{converted}: beyond what a fee line stores"
+            )
         return converted, rate, rate_day
 
     # --- internals ---------------------------------------------------------------------------
@@ -326,6 +336,18 @@ class FxRates:
         average = quantize(mean, RATE_PLACES, Rounding.HALF_UP)
         self._averages[key] = average
         return average
+
+
+def _check_rate(rate: Decimal, where: str, currency: str, field: str = "rate") -> None:
+    """:class:`FxDataError` (naming ``where`` and ``field``) unless ``rate`` is a plausible
+    rate of ``currency`` per EUR."""
+    if rate <= 0:
+        raise FxDataError(f"{where}: {field} must be positive, got {rate}")
+    if not MIN_RATE_PER_EUR <= rate <= MAX_RATE_PER_EUR:
+        raise FxDataError(
+            f"{where}: {field} {rate} {currency} per EUR is implausible (expected "
+            f"{MIN_RATE_PER_EUR} to {MAX_RATE_PER_EUR:,})"
+        )
 
 
 def _put(
@@ -392,8 +414,7 @@ def _parse_ecb(lines: list[tuple[int, str]], source: str) -> list[tuple[date, st
                 rate = to_decimal(value)
             except InvalidAmount:
                 raise FxDataError(f"{source}: line {number}: {code}: bad rate {value!r}") from None
-            if rate <= 0:
-                raise FxDataError(f"{source}: line {number}: {code}: rate must be positive")
+            _check_rate(rate, f"{source}: line {number}: {code}", code)
             records.append((day, code, rate))
     return records
 
@@ -418,8 +439,7 @@ def _parse_plain(lines: list[tuple[int, str]], source: str) -> list[tuple[date, 
             rate = to_decimal(rate_text, what="rate_per_eur")
         except (ValueError, InvalidAmount, InvalidCurrency) as exc:
             raise FxDataError(f"{source}: line {number}: {exc}") from None
-        if rate <= 0:
-            raise FxDataError(f"{source}: line {number}: rate_per_eur must be positive")
+        _check_rate(rate, f"{source}: line {number}", code, "rate_per_eur")
         records.append((day, code, rate))
     return records
 

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Aircraft, Customer
+from flight_fees.lib.money import InvalidAmount, to_decimal
+from flight_fees.lib.plausibility import MAX_MTOW_KG
 
 CUSTOMER_COLUMNS = (
     "code",
@@ -51,6 +53,23 @@ def _upsert(session: Session, model: Any, rows: list[dict[str, Any]], key: str) 
     return len(rows)
 
 
+def _mtow(value: Any, row: int) -> Decimal | None:
+    """A declared MTOW (kg): missing, or a positive plausible number; :class:`RegistryError`
+    naming the row otherwise."""
+    value = _value(value)
+    if value is None:
+        return None
+    try:
+        mtow = to_decimal(value, what="mtow_kg")
+    except InvalidAmount as exc:
+        raise RegistryError(f"aircraft row {row}: {exc}") from None
+    if not 0 < mtow <= MAX_MTOW_KG:
+        raise RegistryError(
+            f"aircraft row {row}: mtow_kg {value!r} must be positive and at most {MAX_MTOW_KG:,} kg"
+        )
+    return mtow
+
+
 def load_customers(engine: Engine, frame: pd.DataFrame) -> int:
     """Insert or update customers by ``code``."""
     missing = {"code", "name"} - set(frame.columns)
@@ -81,7 +100,7 @@ def load_aircraft(engine: Engine, frame: pd.DataFrame) -> int:
             code = _value(rec.get("customer_code"))
             if code is not None and code not in customers:
                 raise RegistryError(f"aircraft row {i}: unknown customer_code {code!r}")
-            mtow = _value(rec.get("mtow_kg"))
+            mtow = _mtow(rec.get("mtow_kg"), i)
             rows.append(
                 {
                     "registration": str(rec["registration"]).strip().upper(),
@@ -95,7 +114,7 @@ def load_aircraft(engine: Engine, frame: pd.DataFrame) -> int:
                         if _value(rec.get("icao_type"))
                         else None
                     ),
-                    "mtow_kg": Decimal(str(mtow)) if mtow is not None else None,
+                    "mtow_kg": mtow,
                     "customer_id": customers.get(code) if code is not None else None,
                     "flags": _value(rec.get("flags")),
                 }

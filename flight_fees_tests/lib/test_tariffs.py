@@ -717,6 +717,35 @@ zones:
             "    currency: THB\n  VTBB:\n    currency: USD",
             "tariffs.yaml: invalid YAML",
         ),
+        # plausibility: what loads can be quoted (issue 13)
+        (
+            "unit_rate: 3500",
+            "unit_rate: 1e400",
+            "zone VTBB version 2024-01: field formula.unit_rate: must be at most 1,000,000,000",
+        ),
+        (
+            "unit_rate: 3500",
+            "unit_rate: 3500\n          weight_exponent: 1000",
+            "zone VTBB version 2024-01: field formula.weight_exponent: must be at most 3",
+        ),
+        (
+            "    currency: THB",
+            "    currency: THB\n    multipliers: {domestic: 1e6}",
+            "field multipliers.domestic: must be at most 100",
+        ),
+        (
+            "unit_rate: 3500",
+            "unit_rate: 1000000000\n          distance_divisor: 0.000001\n"
+            "          distance_exponent: 3",
+            "zone VTBB version 2024-01: field formula: implausible tariff: zone VTBB version "
+            "2024-01: the charge of 40075 km at MTOW 1 kg cannot be computed",
+        ),
+        (
+            "valid_from: 2024-01-01",
+            "valid_from: 2026-02-30",
+            "zone VTBB version 2024-01: field valid_from: must be a date YYYY-MM-DD "
+            "(got '2026-02-30')",
+        ),
     ],
 )
 def test_yaml_validation_messages(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -728,6 +757,34 @@ def test_yaml_validation_messages(tmp_path: Path, old: str, new: str, message: s
     assert message in str(info.value)
     assert str(info.value).startswith(str(path))
     assert info.value.category == "invalid_tariff"
+
+
+def test_deep_yaml_is_refused_cleanly(tmp_path: Path) -> None:
+    path = write(tmp_path, "zones:\n  VTBB: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(TariffValidationError, match="line 2: nested deeper than 32 levels"):
+        load_tariffs(path)
+
+
+def test_quote_turns_decimal_errors_into_a_category() -> None:
+    """A tariff built in code (no loader probe) never raises decimal.InvalidOperation."""
+    from flight_fees.lib.tariffs import DistanceWeightFormula, TariffVersion, Zone
+    from flight_fees.lib.tariffs.errors import ImplausibleCharge
+
+    version = TariffVersion(
+        version="v1",
+        valid_from=date(2024, 1, 1),
+        valid_to=None,
+        currency="EUR",
+        formula=DistanceWeightFormula(unit_rate=Decimal("1e400")),
+    )
+    tariffs = Tariffs({"XX": Zone("XX", (version,))}, ("code",))
+    with pytest.raises(ImplausibleCharge, match="cannot be computed") as info:
+        quote(tariffs, "XX", "2024-02-01", distance_km=500, mtow_kg=70_000)
+    assert info.value.category == "implausible_charge"
+    with pytest.raises(QuoteInputError, match="distance_km must be from 0 to 40,075"):
+        quote(tariffs, "XX", "2024-02-01", distance_km=50_000, mtow_kg=70_000)
+    with pytest.raises(QuoteInputError, match="mtow_kg must be positive and at most"):
+        quote(tariffs, "XX", "2024-02-01", distance_km=500, mtow_kg=1e12)
 
 
 def test_overlapping_versions_rejected(tmp_path: Path) -> None:

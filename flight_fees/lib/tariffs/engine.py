@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, localcontext
+from decimal import Decimal, DecimalException, localcontext
 from types import MappingProxyType
 from typing import Any
 
@@ -19,7 +19,13 @@ from flight_fees.lib.money import (
     to_decimal,
     to_utc_date,
 )
-from flight_fees.lib.tariffs.errors import QuoteInputError
+from flight_fees.lib.plausibility import (
+    MAX_FIR_CROSSINGS,
+    MAX_MTOW_KG,
+    MAX_QUOTE_AMOUNT,
+    MAX_VISIT_DISTANCE_KM,
+)
+from flight_fees.lib.tariffs.errors import ImplausibleCharge, QuoteInputError
 from flight_fees.lib.tariffs.model import (
     AIRSPACE_CLASSES,
     CATEGORIES,
@@ -135,13 +141,15 @@ def parse_flags(value: object) -> frozenset[str]:
     return flags
 
 
-def _count(value: object, name: str) -> int:
+def _count(value: object, name: str, maximum: int | None = None) -> int:
     try:
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise QuoteInputError(f"{name} must be an integer, got {value!r}") from None
     if number < 0:
         raise QuoteInputError(f"{name} must not be negative, got {number}")
+    if maximum is not None and number > maximum:
+        raise QuoteInputError(f"{name} must be at most {maximum}, got {number}")
     return number
 
 
@@ -161,10 +169,13 @@ def _inputs(
         mtow = to_decimal(mtow_kg, what="mtow_kg")
     except InvalidAmount as exc:
         raise QuoteInputError(str(exc)) from None
-    if distance < 0:
-        raise QuoteInputError(f"distance_km must not be negative, got {distance}")
-    if mtow <= 0:
-        raise QuoteInputError(f"mtow_kg must be positive, got {mtow}")
+    if not 0 <= distance <= MAX_VISIT_DISTANCE_KM:
+        raise QuoteInputError(
+            f"distance_km must be from 0 to {MAX_VISIT_DISTANCE_KM:,} (one zone visit), "
+            f"got {distance}"
+        )
+    if not 0 < mtow <= MAX_MTOW_KG:
+        raise QuoteInputError(f"mtow_kg must be positive and at most {MAX_MTOW_KG:,}, got {mtow}")
     if category not in CATEGORIES:
         raise QuoteInputError(
             f"unknown flight category {category!r} (expected one of: {', '.join(CATEGORIES)})"
@@ -182,7 +193,7 @@ def _inputs(
         airspace_class=airspace_class,
         category=category,
         flags=parse_flags(flags),
-        fir_crossings=_count(fir_crossings, "fir_crossings"),
+        fir_crossings=_count(fir_crossings, "fir_crossings", MAX_FIR_CROSSINGS),
     )
 
 
@@ -239,18 +250,32 @@ def quote(
     multiplier = version.multiplier(category)
 
     exemption = version.exemptions.reason(inputs)
-    with localcontext(CALC_CONTEXT):
-        if exemption is None:
-            computation = formula.compute(inputs, version.rounding)
-            exemption = computation.no_charge_reason
-        else:  # exempt: the formula is not applied
-            computation = Computation(
-                charge=Decimal(0), components=(), unit_rate=formula.unit_rate, details=_empty()
-            )
-        if exemption is None:
-            amount = quantize(computation.charge * multiplier, places, version.rounding.amount_mode)
-        else:
-            amount = quantize(Decimal(0), places)
+    try:
+        with localcontext(CALC_CONTEXT):
+            if exemption is None:
+                computation = formula.compute(inputs, version.rounding)
+                exemption = computation.no_charge_reason
+            else:  # exempt: the formula is not applied
+                computation = Computation(
+                    charge=Decimal(0), components=(), unit_rate=formula.unit_rate, details=_empty()
+                )
+            if exemption is None:
+                amount = quantize(
+                    computation.charge * multiplier, places, version.rounding.amount_mode
+                )
+            else:
+                amount = quantize(Decimal(0), places)
+    except DecimalException as exc:  # overflow, 0/0, more digits than 34
+        raise ImplausibleCharge(
+            f"zone {zone.zone_id} version {version.version}: the charge of {inputs.distance_km} "
+            f"km at MTOW {inputs.mtow_kg} kg cannot be computed ({type(exc).__name__})"
+        ) from None
+    if abs(amount) >= MAX_QUOTE_AMOUNT:
+        raise ImplausibleCharge(
+            f"zone {zone.zone_id} version {version.version}: a charge of {amount} "
+            f"{version.currency} for {inputs.distance_km} km at MTOW {inputs.mtow_kg} kg is "
+            f"implausible (at most {MAX_QUOTE_AMOUNT:,.0f})"
+        )
 
     return Quote(
         amount=amount,

@@ -6,7 +6,13 @@ from typing import ClassVar
 
 from flight_fees.lib.money import CategorizedError
 
-__all__ = ["QuoteInputError", "TariffError", "TariffNotFound", "TariffValidationError"]
+__all__ = [
+    "ImplausibleCharge",
+    "QuoteInputError",
+    "TariffError",
+    "TariffNotFound",
+    "TariffValidationError",
+]
 
 
 class TariffError(CategorizedError):
@@ -36,3 +42,10 @@ class QuoteInputError(TariffError, ValueError):
     """Invalid input of a quote (negative distance, unknown category or flag...)."""
 
     category: ClassVar[str] = "invalid_quote_input"
+
+
+class ImplausibleCharge(TariffError, ArithmeticError):
+    """The charge of a visit cannot be computed exactly or exceeds
+    :data:`flight_fees.lib.plausibility.MAX_QUOTE_AMOUNT` (a tariff beyond plausible values)."""
+
+    category: ClassVar[str] = "implausible_charge"

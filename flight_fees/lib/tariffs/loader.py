@@ -38,13 +38,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeVar
-
-import yaml
+from typing import Final, Literal, TypeVar
 
 from flight_fees.lib.money import InvalidAmount, InvalidCurrency, Rounding, normalize_currency
 from flight_fees.lib.money import to_decimal as _to_decimal
-from flight_fees.lib.tariffs.errors import TariffValidationError
+from flight_fees.lib.plausibility import MAX_FIR_CROSSINGS, MAX_MTOW_KG, MAX_VISIT_DISTANCE_KM
+from flight_fees.lib.safe_yaml import YamlDataError, load_yaml
+from flight_fees.lib.tariffs.errors import TariffError, TariffValidationError
 from flight_fees.lib.tariffs.model import (
     AIRSPACE_CLASSES,
     CATEGORIES,
@@ -52,6 +52,7 @@ from flight_fees.lib.tariffs.model import (
     FLAGS,
     FORMULA_TYPES,
     FX_POLICIES,
+    KM_PER_NM,
     ComponentBand,
     DistanceClassFormula,
     DistanceWeightFormula,
@@ -84,35 +85,44 @@ _ROUNDING_KEYS: Final = ("mtow", "distance", "distance_factor", "weight_factor",
 _SUPPORTED_SCHEMA: Final = 1
 
 Positivity = Literal["any", "non_negative", "positive"]
+
+#: largest plausible value of a tariff number, by field name (last part of the field path);
+#: every other number is at most :data:`MAX_TARIFF_VALUE`. Keeps a loaded tariff from
+#: producing charges that cannot be computed or stored (``unit_rate: 1e400``).
+_MAXIMA: Final[Mapping[str, Decimal]] = MappingProxyType(
+    {
+        "distance_exponent": Decimal(3),
+        "weight_exponent": Decimal(3),
+        "multipliers": Decimal(100),
+        "distance_divisor": Decimal(1_000_000),
+        "weight_divisor_t": Decimal(10_000),
+        "divisor_t": Decimal(10_000),
+        "divisor_mtow_ratio": Decimal(1_000),
+        "min_distance": Decimal(100_000),
+        "max_distance": Decimal(100_000),
+        "deduction_per_movement": Decimal(100_000),
+        "up_to_t": Decimal(10_000),
+        "min_weight_t": Decimal(10_000),
+        "max_weight_t": Decimal(10_000),
+        "weight_offset_t": Decimal(10_000),
+        "max_weight_factor": Decimal(1_000),
+        "below_mtow_kg": Decimal(10_000_000),
+    }
+)
+MAX_TARIFF_VALUE: Final = Decimal(1_000_000_000)
+
+
+def _maximum(field: str) -> Decimal:
+    parts = re.sub(r"\[\d+\]", "", field).split(".")
+    if len(parts) > 1 and parts[-2] == "multipliers":
+        return _MAXIMA["multipliers"]
+    return _MAXIMA.get(parts[-1], MAX_TARIFF_VALUE)
+
+
 _T = TypeVar("_T")
 
 
 # --- YAML -----------------------------------------------------------------------------------
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys in a mapping (merge keys still allowed)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[object] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=False)
-                try:
-                    duplicate = key in seen
-                except TypeError:  # unhashable key: reported by the base class
-                    continue
-                if duplicate:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"found duplicate key {key!r}",
-                        key_node.start_mark,
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def load_tariffs(path: str | Path | None = None) -> Tariffs:
@@ -124,9 +134,9 @@ def load_tariffs(path: str | Path | None = None) -> Tariffs:
     except OSError as exc:
         raise TariffValidationError(f"{source}: cannot read tariff file: {exc}") from exc
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise TariffValidationError(f"{source}: invalid YAML: {exc}") from exc
+        data = load_yaml(text, source=source)
+    except YamlDataError as exc:
+        raise TariffValidationError(str(exc)) from None
     return parse_tariffs(data, source=source)
 
 
@@ -144,8 +154,69 @@ def parse_tariffs(data: object, *, source: str = "<tariffs>") -> Tariffs:
     zones: dict[str, Zone] = {}
     for raw_id, zone_data in zones_data.items():
         zone = _parse_zone(raw_id, zone_data, source)
+        probe_zone(zone, source)
         zones[zone.zone_id] = zone
     return Tariffs(zones, (source,))
+
+
+# --- plausibility of whole versions ----------------------------------------------------------
+
+#: the lightest MTOW a probe quotes (kg)
+_PROBE_MIN_MTOW_KG: Final = Decimal(1)
+
+
+def _probe_inputs(version: TariffVersion) -> list[dict[str, object]]:
+    """Valid quote inputs at the extremes of every range the version's formula uses."""
+    formula = version.formula
+    distances = {Decimal(0), MAX_VISIT_DISTANCE_KM}
+    weights = {_PROBE_MIN_MTOW_KG, MAX_MTOW_KG}
+    km_per_unit = KM_PER_NM if getattr(formula, "distance_unit", "km") == "NM" else Decimal(1)
+    for name in ("min_distance", "max_distance"):
+        value = getattr(formula, name, None)
+        if value is not None:
+            distances.add(min(value * km_per_unit, MAX_VISIT_DISTANCE_KM))
+    bounds = [getattr(formula, n, None) for n in ("min_weight_t", "max_weight_t")]
+    bounds += [
+        b.up_to_t for b in (*getattr(formula, "bands", ()), *getattr(formula, "weight_bands", ()))
+    ]
+    weights |= {min(b * 1000, MAX_MTOW_KG) for b in bounds if b is not None}
+    charged = [c for c in CATEGORIES if c not in version.exemptions.categories]
+    if not charged:
+        return []
+    category = max(charged, key=version.multiplier)  # the largest multiplier
+    classes = sorted(formula.rates) if isinstance(formula, DistanceClassFormula) else ["enroute"]
+    crossings = [1, MAX_FIR_CROSSINGS] if isinstance(formula, FlatWeightBandFormula) else [1]
+    return [
+        {
+            "distance_km": distance,
+            "mtow_kg": weight,
+            "category": category,
+            "airspace_class": airspace_class,
+            "fir_crossings": count,
+        }
+        for distance in sorted(distances)
+        for weight in sorted(weights)
+        for airspace_class in classes
+        for count in crossings
+    ]
+
+
+def probe_zone(zone: Zone, source: str) -> None:
+    """Quote every version of ``zone`` at the extremes of valid inputs (no distance to
+    40,075 km, MTOW 1 kg to 1,000 t, every weight band edge, the largest multiplier):
+    :class:`TariffValidationError` naming the version when one of them cannot be computed
+    or is implausibly large. What loads can then never crash a quote."""
+    from flight_fees.lib.tariffs.engine import quote
+
+    single = Tariffs({zone.zone_id: zone}, (source,))
+    for version in zone.versions:
+        for inputs in _probe_inputs(version):
+            try:
+                quote(single, zone.zone_id, version.valid_from, **inputs)  # type: ignore[arg-type]
+            except TariffError as exc:
+                raise _Where(source, zone.zone_id, version.version).error(
+                    "formula", f"implausible tariff: {exc}"
+                ) from None
 
 
 # --- error context -------------------------------------------------------------------------
@@ -205,6 +276,9 @@ def _number(value: object, where: _Where, field: str, positivity: Positivity = "
         raise where.error(field, f"must be {wanted} (got {value!r})") from None
     if (positivity == "positive" and number <= 0) or (positivity == "non_negative" and number < 0):
         raise where.error(field, f"must be {wanted} (got {value!r})")
+    maximum = _maximum(field)
+    if abs(number) > maximum:
+        raise where.error(field, f"must be at most {maximum:,} (got {value!r}): implausible")
     return number
 
 

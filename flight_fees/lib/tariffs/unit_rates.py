@@ -24,6 +24,7 @@ from typing import Final
 
 from flight_fees.lib.money import InvalidAmount, InvalidCurrency, normalize_currency, to_decimal
 from flight_fees.lib.tariffs.errors import TariffNotFound, TariffValidationError
+from flight_fees.lib.tariffs.loader import MAX_TARIFF_VALUE, probe_zone
 from flight_fees.lib.tariffs.model import DistanceWeightFormula, Tariffs, TariffVersion, Zone
 
 __all__ = ["load_unit_rates_csv"]
@@ -84,6 +85,11 @@ def load_unit_rates_csv(path: str | Path, tariffs: Tariffs) -> Tariffs:
             raise TariffValidationError(
                 f"{where}: field rate: must be a positive number (got {cells[index['rate']]!r})"
             )
+        if rate > MAX_TARIFF_VALUE:
+            raise TariffValidationError(
+                f"{where}: field rate: must be at most {MAX_TARIFF_VALUE:,} "
+                f"(got {cells[index['rate']]!r}): implausible"
+            )
         try:
             currency = normalize_currency(cells[index["currency"]])
         except InvalidCurrency:
@@ -126,6 +132,7 @@ def load_unit_rates_csv(path: str | Path, tariffs: Tariffs) -> Tariffs:
 
     result = tariffs
     for zone in zones.values():
+        probe_zone(zone, source)  # the versions' source names the CSV line
         result = result.with_zone(zone, source=source)
     return result
 
