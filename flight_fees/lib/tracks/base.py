@@ -18,6 +18,14 @@ Failure categories (``FetchFailure.category``):
   authentication rejected, circuit open).
 - ``bad_track``: the track is unusable after cleaning (too few points); set by
   :func:`flight_fees.lib.tracks.cleaning.clean_tracks`.
+- ``corrupt_file``: a file of the track store that may hold the flight cannot be read. Only
+  the flights of that file fail (never retried: the file must be repaired), the others are
+  delivered.
+
+Whole-source faults (:data:`SOURCE_FAULT_CATEGORIES`: ``timeout``, ``partial_result``,
+``source_unavailable``) say nothing about the flight: its attempt is not counted and the
+source's circuit breaker is fed (:func:`flight_fees.lib.billing.settle_track_failures`). The
+other categories are about the flight's own data and count as an attempt.
 """
 
 from __future__ import annotations
@@ -33,7 +41,13 @@ import numpy as np
 import pandas as pd
 
 FailureCategory = Literal[
-    "timeout", "not_found", "query_error", "partial_result", "source_unavailable", "bad_track"
+    "timeout",
+    "not_found",
+    "query_error",
+    "partial_result",
+    "source_unavailable",
+    "bad_track",
+    "corrupt_file",
 ]
 
 TIMEOUT: Final = "timeout"
@@ -42,12 +56,15 @@ QUERY_ERROR: Final = "query_error"
 PARTIAL_RESULT: Final = "partial_result"
 SOURCE_UNAVAILABLE: Final = "source_unavailable"
 BAD_TRACK: Final = "bad_track"
+CORRUPT_FILE: Final = "corrupt_file"
 
 FAILURE_CATEGORIES: Final = frozenset(
-    {TIMEOUT, NOT_FOUND, QUERY_ERROR, PARTIAL_RESULT, SOURCE_UNAVAILABLE, BAD_TRACK}
+    {TIMEOUT, NOT_FOUND, QUERY_ERROR, PARTIAL_RESULT, SOURCE_UNAVAILABLE, BAD_TRACK, CORRUPT_FILE}
 )
 #: categories a source retries by itself (with exponential back-off and jitter)
 RETRYABLE_FETCH_CATEGORIES: Final = frozenset({TIMEOUT, SOURCE_UNAVAILABLE, PARTIAL_RESULT})
+#: faults of the whole source, not of a flight: no attempt counted, the breaker is fed
+SOURCE_FAULT_CATEGORIES: Final = frozenset({TIMEOUT, SOURCE_UNAVAILABLE, PARTIAL_RESULT})
 
 #: columns every Tracks frame has, in this order
 REQUIRED_COLUMNS: Final = ("flight_id", "ts", "lat", "lon", "alt_ft")

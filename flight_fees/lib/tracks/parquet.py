@@ -7,21 +7,38 @@ Partitions are chosen before DuckDB runs (only the day directories that can hold
 flights are scanned); ``flight_id IN (...)`` and the time window are pushed down into the
 Parquet row-group statistics by DuckDB. Files may differ in their optional attribute columns
 (``union_by_name``).
+
+File names are listed by Python and passed to DuckDB as literals: glob characters
+(``[ * ?``) in a name are escaped, so ``[ab].parquet`` is read, not ``a.parquet`` and
+``b.parquet``.
+
+A corrupt file does not fail the day: when a read fails, the files are read one by one, the
+corrupt ones are skipped and reported (``stats["corrupt_files"]``, a warning in the log) and
+only their flights fail, with category ``corrupt_file`` (never retried) and the file name in
+the message. The flights of a corrupt file are those of its ``flight_id`` column when that
+column can still be read, else those its row-group statistics cover; when not even its footer
+can be read, a requested flight found in no readable file fails with ``corrupt_file`` (the
+file may hold it), and the readable files' flights are delivered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from flight_fees.lib.tracks.base import (
-    QUERY_ERROR,
+    CORRUPT_FILE,
+    NOT_FOUND,
+    REQUIRED_COLUMNS,
     SOURCE_UNAVAILABLE,
     TRACK_COLUMNS,
     BaseTrackSource,
@@ -37,11 +54,55 @@ from flight_fees.lib.tracks.base import (
     validate_flight_ids,
 )
 
+log = logging.getLogger(__name__)
+
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
+#: DuckDB expands these in file paths (glob); each is escaped as a one-character class
+_GLOB_CHARACTERS = re.compile(r"([\[*?])")
 
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def literal_path(path: str) -> str:
+    """``path`` with DuckDB's glob characters escaped (``[`` -> ``[[]``, ``*`` -> ``[*]``,
+    ``?`` -> ``[?]``): it matches that one file only."""
+    return _GLOB_CHARACTERS.sub(r"[\1]", path)
+
+
+@dataclass(frozen=True)
+class CorruptFile:
+    """A store file that cannot be read, and which flights it may hold.
+
+    ``ids``: its flight ids (its ``flight_id`` column could be read); else ``ranges``: the
+    ``(min, max)`` flight ids of its row groups (from the footer); else neither (unknown).
+    """
+
+    path: str
+    error: str
+    ids: frozenset[int] | None = None
+    ranges: tuple[tuple[int, int], ...] | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.ids is not None or self.ranges is not None
+
+    def may_hold(self, flight_ids: Sequence[int]) -> set[int]:
+        """The flights among ``flight_ids`` this file holds or may hold (known files only)."""
+        if self.ids is not None:
+            return set(flight_ids) & self.ids
+        ids = np.asarray(list(flight_ids), dtype=np.int64)
+        hit = np.zeros(ids.size, dtype=bool)
+        for lo, hi in self.ranges or ():
+            hit |= (ids >= lo) & (ids <= hi)
+        return {int(f) for f in ids[hit]}
+
+    def message(self) -> str:
+        return (
+            f"track file {Path(self.path).parent.name}/{Path(self.path).name} is corrupt "
+            f"({self.error}); its flights are not billed until it is repaired"
+        )
 
 
 def _ts_literal(value: dt.datetime) -> str:
@@ -50,7 +111,7 @@ def _ts_literal(value: dt.datetime) -> str:
 
 def _scan(files: Sequence[str]) -> str:
     """The table function reading ``files`` (optional columns may differ between them)."""
-    file_list = ", ".join(_sql_string(f) for f in files)
+    file_list = ", ".join(_sql_string(literal_path(f)) for f in files)
     return f"read_parquet([{file_list}], union_by_name = true, hive_partitioning = false)"
 
 
@@ -138,12 +199,50 @@ class ParquetTrackSource(BaseTrackSource):
             con.close()
         return table.to_pandas()
 
-    def _read_or_raise(self, sql: str) -> pd.DataFrame:
-        """:meth:`_read`, a DuckDB error raised as a ``query_error`` :class:`TrackSourceError`."""
+    def _read_files(
+        self, files: Sequence[str], sql_of: Callable[[Sequence[str]], str]
+    ) -> tuple[list[pd.DataFrame], list[CorruptFile]]:
+        """``sql_of(files)`` read at once or, when that fails, file by file: the frames read
+        and the files that could not be (reported in the log)."""
         try:
-            return self._read(sql)
+            return [self._read(sql_of(files))], []
         except duckdb.Error as exc:
-            raise TrackSourceError(f"reading {self.root}: {exc}", category=QUERY_ERROR) from exc
+            if len(files) == 1:
+                return [], [self._corrupt(files[0], exc)]
+        frames: list[pd.DataFrame] = []
+        corrupt: list[CorruptFile] = []
+        for file in files:
+            try:
+                frames.append(self._read(sql_of([file])))
+            except duckdb.Error as exc:
+                corrupt.append(self._corrupt(file, exc))
+        return frames, corrupt
+
+    def _corrupt(self, file: str, exc: Exception) -> CorruptFile:
+        """Describe an unreadable file: which flights can still be attributed to it."""
+        error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        log.warning("track store: skipping corrupt file %s: %s", file, error)
+        try:
+            frame = self._read(
+                f"SELECT DISTINCT flight_id FROM {_scan([file])} WHERE flight_id IS NOT NULL"
+            )
+            return CorruptFile(file, error, ids=frozenset(int(f) for f in frame["flight_id"]))
+        except duckdb.Error:
+            pass
+        try:
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(file).metadata
+            column = meta.schema.names.index("flight_id")
+            ranges = []
+            for k in range(meta.num_row_groups):
+                stats = meta.row_group(k).column(column).statistics
+                if stats is None or not stats.has_min_max:
+                    raise ValueError("no flight_id statistics")
+                ranges.append((int(stats.min), int(stats.max)))
+            return CorruptFile(file, error, ranges=tuple(ranges))
+        except Exception:  # no readable footer: the file's flights are unknown
+            return CorruptFile(file, error)
 
     def _tracks(self, raw: pd.DataFrame, stats: dict[str, object], t0: float) -> pd.DataFrame:
         """``raw`` as a Tracks frame; its row counts and the time since ``t0`` go to ``stats``."""
@@ -191,16 +290,50 @@ class ParquetTrackSource(BaseTrackSource):
             where.append(f"ts >= {_ts_literal(lo)}")
         if hi is not None:
             where.append(f"ts < {_ts_literal(hi)}")
-        try:
-            raw = self._read(_positions_sql(files, where))
-        except duckdb.Error as exc:
-            failure = FetchFailure(QUERY_ERROR, f"reading {self.root}: {exc}")
-            return TrackFetchResult(empty_tracks(), dict.fromkeys(ids, failure), 1, stats)
-        tracks = self._tracks(raw, stats, t0)
-        failures = not_found_failures(
-            ids, pd.unique(tracks["flight_id"]), f"no positions in {where_text}"
+        frames, corrupt = self._read_files(files, lambda fs: _positions_sql(fs, where))
+        tracks, failures = self._without_corrupt(frames, corrupt, ids, stats, t0)
+        unknown = [c for c in corrupt if not c.known]
+        missing = set(ids) - set(pd.unique(tracks["flight_id"]).tolist()) - set(failures)
+        for fid in sorted(missing):
+            failures[fid] = (
+                FetchFailure(
+                    CORRUPT_FILE,
+                    f"no positions in the readable files of {where_text}; "
+                    + "; ".join(c.message() for c in unknown),
+                )
+                if unknown
+                else FetchFailure(NOT_FOUND, f"no positions in {where_text}")
+            )
+        return TrackFetchResult(tracks, dict(sorted(failures.items())), 1, stats)
+
+    def _without_corrupt(
+        self,
+        frames: list[pd.DataFrame],
+        corrupt: list[CorruptFile],
+        ids: Sequence[int] | None,
+        stats: dict[str, object],
+        t0: float,
+    ) -> tuple[pd.DataFrame, dict[int, FetchFailure]]:
+        """The tracks read, less the flights of corrupt files (``corrupt_file`` failures);
+        ``ids``: the flights asked for (``None``: those read)."""
+        frames = [f for f in frames if len(f)]
+        raw = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame({c: [] for c in REQUIRED_COLUMNS})
         )
-        return TrackFetchResult(tracks, failures, 1, stats)
+        tracks = self._tracks(raw, stats, t0)
+        failures: dict[int, FetchFailure] = {}
+        if not corrupt:
+            return tracks, failures
+        stats["corrupt_files"] = [c.path for c in corrupt]
+        candidates = list(ids) if ids is not None else pd.unique(tracks["flight_id"]).tolist()
+        for file in corrupt:
+            for fid in file.may_hold(candidates):
+                failures.setdefault(fid, FetchFailure(CORRUPT_FILE, file.message()))
+        if failures:
+            tracks = tracks[~tracks["flight_id"].isin(list(failures))].reset_index(drop=True)
+        return tracks, failures
 
     def _day_files(self, day: dt.date) -> list[str]:
         if not self.root.is_dir():
@@ -218,18 +351,24 @@ class ParquetTrackSource(BaseTrackSource):
         }
         if not files:
             return TrackFetchResult(empty_tracks(), {}, 0, stats)
-        raw = self._read_or_raise(_positions_sql(files, []))
-        return TrackFetchResult(self._tracks(raw, stats, t0), {}, 1, stats)
+        frames, corrupt = self._read_files(files, lambda fs: _positions_sql(fs, []))
+        tracks, failures = self._without_corrupt(frames, corrupt, None, stats, t0)
+        for file in corrupt:  # the flights known from the file's flight_id column or footer
+            held = file.ids if file.ids is not None else frozenset()
+            failures.update(dict.fromkeys(held, FetchFailure(CORRUPT_FILE, file.message())))
+        return TrackFetchResult(tracks, dict(sorted(failures.items())), 1, stats)
 
     def flight_ids_for_day(self, day: dt.date) -> list[int]:
         files = self._day_files(day)
         if not files:
             return []
-        frame = self._read_or_raise(
-            f"SELECT DISTINCT flight_id FROM {_scan(files)} "
-            "WHERE flight_id IS NOT NULL ORDER BY flight_id"
+        frames, corrupt = self._read_files(
+            files,
+            lambda fs: f"SELECT DISTINCT flight_id FROM {_scan(fs)} WHERE flight_id IS NOT NULL",
         )
-        return [int(i) for i in frame["flight_id"]]
+        ids = {int(i) for frame in frames for i in frame["flight_id"]}
+        ids |= {i for file in corrupt for i in (file.ids or ())}  # they fail when fetched
+        return sorted(ids)
 
     @property
     def description(self) -> str:
@@ -241,10 +380,18 @@ class ParquetTrackSource(BaseTrackSource):
         files = self._files(None)
         if not ids or not files:
             return {}
-        frame = self._read_or_raise(
-            f"SELECT flight_id, min(ts) AS first_ts FROM {_scan(files)} "
-            f"WHERE flight_id IN ({', '.join(str(i) for i in sorted(ids))}) GROUP BY flight_id"
+        in_list = ", ".join(str(i) for i in sorted(ids))
+        frames, _corrupt = self._read_files(  # corrupt files: their flights are not dated
+            files,
+            lambda fs: (
+                f"SELECT flight_id, min(ts) AS first_ts FROM {_scan(fs)} "
+                f"WHERE flight_id IN ({in_list}) GROUP BY flight_id"
+            ),
         )
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return {}
+        frame = pd.concat(frames).groupby("flight_id", as_index=False)["first_ts"].min()
         first = pd.to_datetime(frame["first_ts"], utc=True)
         return dict(zip(frame["flight_id"].astype(int).tolist(), first.dt.date, strict=True))
 
