@@ -17,6 +17,22 @@ Semantics (correct under concurrency on PostgreSQL, serialised on SQLite):
   the row becomes ``dead`` and stays visible.
 - **release** puts claimed rows back to ``queued`` without counting an attempt (the source was
   unavailable: not the flight's fault).
+
+Two leases (self-healing):
+
+- A **claim** (``claimed_by = "sensor:<claim id>"``, what the queue sensor takes before it asks
+  for runs) expires after ``claim_lease_s`` (default :data:`CLAIM_LEASE_S`, 10 minutes): if no
+  run ever starts for it (the daemon died between the claim and the run request, the run
+  failed at launch, the run queue was dropped), its flights are claimable again within
+  ``claim_lease_s`` plus one sensor interval, **without an attempt counted**.
+- A started run **adopts** the flights of its claim (:meth:`FlightQueue.adopt`:
+  ``claimed_by = "run:<run id>"``), which extends their lease to ``lease_s`` (default one hour).
+  It adopts only flights still held by its own claim: flights re-claimed by another claim after
+  the claim lease expired belong to that claim's run, never to two runs at once.
+- **settle_run** settles a failed run in one set-based statement per holder (adopted flights
+  fail with an attempt, flights of its claim that it never adopted go back without one), guarded
+  by the holder so that a second evaluation of the same run, or two sensors at once, changes
+  nothing: one crash is one attempt.
 """
 
 from __future__ import annotations
@@ -25,7 +41,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,6 +56,10 @@ ENQUEUE_CHUNK = 5_000
 RETRYABLE_CATEGORIES = frozenset(
     {"timeout", "source_unavailable", "partial_result", "query_error", "database", "internal"}
 )
+#: how long a sensor claim waits for its run to start (seconds)
+CLAIM_LEASE_S = 600.0
+#: ``claimed_by`` prefix of a claim that no run has adopted yet
+CLAIM_PREFIX = "sensor:"
 
 
 def _db_time(engine_or_session: Engine | Session, value: dt.datetime) -> dt.datetime:
@@ -51,6 +71,19 @@ def _db_time(engine_or_session: Engine | Session, value: dt.datetime) -> dt.date
     )
     value = value.astimezone(dt.UTC)
     return value.replace(tzinfo=None) if bind.dialect.name == "sqlite" else value
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    """What settling a failed run did: flights failed (count per new status) and flights of
+    its claim released without an attempt."""
+
+    failed: dict[str, int]
+    released: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.failed.values()) + self.released
 
 
 class QueueError(ValueError):
@@ -126,11 +159,13 @@ class FlightQueue:
         engine: Engine,
         *,
         lease_s: float = 3600.0,
+        claim_lease_s: float = CLAIM_LEASE_S,
         max_attempts: int = 5,
         retry_backoff_s: float = 60.0,
     ) -> None:
         self.engine = engine
         self.lease_s = lease_s
+        self.claim_lease_s = claim_lease_s
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
 
@@ -228,13 +263,16 @@ class FlightQueue:
 
     def claimable_condition(self, session: Session, now: dt.datetime):  # type: ignore[no-untyped-def]
         lease_cutoff = _db_time(session, now - dt.timedelta(seconds=self.lease_s))
+        claim_cutoff = _db_time(session, now - dt.timedelta(seconds=self.claim_lease_s))
         now_db = _db_time(session, now)
+        unadopted = Q.claimed_by.startswith(CLAIM_PREFIX, autoescape=True)
         return or_(
             and_(
                 Q.status == "queued",
                 or_(Q.next_attempt_at.is_(None), Q.next_attempt_at <= now_db),
             ),
             and_(Q.status == "processing", Q.claimed_at < lease_cutoff),
+            and_(Q.status == "processing", unadopted, Q.claimed_at < claim_cutoff),
         )
 
     def claim(
@@ -265,6 +303,131 @@ class FlightQueue:
                 .execution_options(synchronize_session=False)
             )
         return [ClaimedFlight(r.flight_id, r.flight_date, r.priority, r.attempts) for r in rows]
+
+    def adopt(
+        self, flight_ids: Sequence[int], claim: str, worker: str, *, now: dt.datetime | None = None
+    ) -> list[int]:
+        """A started run takes the flights of its claim: those still held by ``claim`` (or
+        already by ``worker``: a retried step) become held by ``worker`` with a fresh lease.
+        Returns the adopted flight ids; the others were re-claimed by another claim after
+        the claim lease expired (that claim's run bills them) or are settled already."""
+        if not flight_ids:
+            return []
+        now = now or utcnow()
+        adopted: list[int] = []
+        ids = sorted(set(int(f) for f in flight_ids))
+        with transaction(self.engine) as session:
+            for start in range(0, len(ids), ENQUEUE_CHUNK):
+                chunk = ids[start : start + ENQUEUE_CHUNK]
+                rows = session.execute(
+                    update(Q)
+                    .where(
+                        Q.flight_id.in_(chunk),
+                        Q.status == "processing",
+                        Q.claimed_by.in_([claim[:200], worker[:200]]),
+                    )
+                    .values(claimed_by=worker[:200], claimed_at=now, updated_at=now)
+                    .returning(Q.flight_id)
+                    .execution_options(synchronize_session=False)
+                ).all()
+                adopted.extend(int(r[0]) for r in rows)
+        return sorted(adopted)
+
+    def settle_run(
+        self,
+        worker: str,
+        claim: str | None,
+        category: str,
+        message: str,
+        *,
+        now: dt.datetime | None = None,
+    ) -> SettleResult:
+        """Settle a failed run: flights still held by ``worker`` (adopted, being processed when
+        the run died) fail with one attempt each, in one set-based statement; flights still
+        held by its ``claim`` (never adopted: the run failed before it started) go back to
+        ``queued`` without an attempt. Rows are matched by their holder, so settling the same
+        run again, or concurrently, changes nothing."""
+        now = now or utcnow()
+        with transaction(self.engine) as session:
+            failed = self._fail_held(session, worker, category, message, now)
+            released = 0
+            if claim:
+                released = self.release_held(
+                    session, claim, "internal", f"run never started: {message}"[:4000], now
+                )
+        return SettleResult(failed=failed, released=released)
+
+    def _fail_held(
+        self, session: Session, worker: str, category: str, message: str, now: dt.datetime
+    ) -> dict[str, int]:
+        """One UPDATE: every flight ``processing`` under ``worker`` fails with an attempt
+        (status and back-off computed in SQL from its attempt count); counts per new status."""
+        retryable = category in RETRYABLE_CATEGORIES
+        held = and_(Q.claimed_by == worker[:200], Q.status == "processing")
+        counts = dict(
+            session.execute(select(Q.attempts, func.count()).where(held).group_by(Q.attempts)).all()
+        )
+        if not counts:
+            return {}
+        new_attempts = Q.attempts + 1
+        if retryable:
+            status = case((new_attempts >= self.max_attempts, "dead"), else_="queued")
+            # back-off after the n-th attempt: retry_backoff_s * 2 ** (n - 1), as in fail()
+            waits = {
+                k: now + dt.timedelta(seconds=self.retry_backoff_s * 2**k)
+                for k in range(max(self.max_attempts, max(counts) + 1))
+            }
+            next_at = case(
+                (new_attempts >= self.max_attempts, None),
+                else_=case({k: v for k, v in waits.items()}, value=Q.attempts),
+            )
+        else:
+            status = case((new_attempts >= self.max_attempts, "dead"), else_="failed")
+            next_at = None
+        session.execute(
+            update(Q)
+            .where(held)
+            .values(
+                attempts=new_attempts,
+                status=status,
+                next_attempt_at=next_at,
+                error_category=category[:40],
+                last_error=message[:4000],
+                claimed_by=None,
+                claimed_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result: dict[str, int] = {}
+        for attempts, n in counts.items():
+            key = (
+                "dead"
+                if attempts + 1 >= self.max_attempts
+                else ("queued" if retryable else "failed")
+            )
+            result[key] = result.get(key, 0) + int(n)
+        return result
+
+    @staticmethod
+    def release_held(
+        session: Session, holder: str, category: str, message: str, now: dt.datetime
+    ) -> int:
+        """Flights still ``processing`` under ``holder`` go back to ``queued`` (no attempt)."""
+        res = session.execute(
+            update(Q)
+            .where(Q.claimed_by == holder[:200], Q.status == "processing")
+            .values(
+                status="queued",
+                claimed_by=None,
+                claimed_at=None,
+                error_category=category[:40],
+                last_error=message[:4000],
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return res.rowcount or 0
 
     def touch(self, flight_ids: Sequence[int], worker: str) -> int:
         """Renew the lease of flights a run is working on (marks them processing now)."""
@@ -349,13 +512,18 @@ class FlightQueue:
         message: str,
         *,
         session: Session | None = None,
+        retry_after_s: float | None = None,
     ) -> int:
-        """Put claimed flights back to ``queued`` without counting an attempt."""
+        """Put claimed flights back to ``queued`` without counting an attempt; with
+        ``retry_after_s`` they are claimable again only after that delay."""
         if not flight_ids:
             return 0
         if session is None:
             with transaction(self.engine) as own:
-                return self.release(flight_ids, category, message, session=own)
+                return self.release(
+                    flight_ids, category, message, session=own, retry_after_s=retry_after_s
+                )
+        now = utcnow()
         res = session.execute(
             update(Q)
             .where(Q.flight_id.in_(list(flight_ids)), Q.status.in_(("processing", "queued")))
@@ -365,31 +533,22 @@ class FlightQueue:
                 claimed_at=None,
                 error_category=category[:40],
                 last_error=message[:4000],
-                updated_at=utcnow(),
+                updated_at=now,
+                **(
+                    {"next_attempt_at": now + dt.timedelta(seconds=retry_after_s)}
+                    if retry_after_s is not None
+                    else {}
+                ),
             )
             .execution_options(synchronize_session=False)
         )
         return res.rowcount or 0
 
-    def fail_claimed(self, worker: str, category: str, message: str) -> dict[int, str]:
+    def fail_claimed(self, worker: str, category: str, message: str) -> dict[str, int]:
         """Fail every flight still ``processing`` under ``worker`` (its run crashed before
-        settling them); flights the run already completed or failed are untouched."""
-        with Session(self.engine) as session:
-            ids = (
-                session.execute(
-                    select(Q.flight_id).where(
-                        Q.claimed_by == worker[:200], Q.status == "processing"
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        statuses: dict[int, str] = {}
-        for fid in ids:
-            status = self.fail(fid, category, message)
-            if status:
-                statuses[fid] = status
-        return statuses
+        settling them), one attempt each, in one statement; flights the run already completed
+        or failed are untouched. Returns the count per new status."""
+        return self.settle_run(worker, None, category, message).failed
 
     # -- reading ---------------------------------------------------------------------------
 

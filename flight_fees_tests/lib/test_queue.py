@@ -182,6 +182,114 @@ def test_fail_claimed_settles_only_what_the_crashed_run_left(queue, engine):
         FlightQueue.complete(session, [1])  # billed before the crash
     queue.fail(2, "unknown_mtow", "no MTOW")  # failed before the crash
     statuses = queue.fail_claimed("run:abc", "internal", "run crashed: boom")
-    assert statuses == {3: "queued"}  # retried after the back-off
+    assert statuses == {"queued": 1}  # flight 3, retried after the back-off
     stats = queue.stats()
     assert stats.by_status == {"failed": 1, "queued": 1}
+
+
+def _row(engine, flight_id):
+    with engine.connect() as conn:
+        return conn.execute(
+            select(
+                FlightQueueItem.status, FlightQueueItem.attempts, FlightQueueItem.claimed_by
+            ).where(FlightQueueItem.flight_id == flight_id)
+        ).one()
+
+
+def test_a_claim_no_run_adopts_is_claimable_again_without_an_attempt(engine):
+    queue = FlightQueue(engine, lease_s=3600, claim_lease_s=600)
+    queue.enqueue([1, 2])
+    t0 = utcnow()
+    assert len(queue.claim("sensor:c1", 10, now=t0)) == 2  # then the daemon dies
+    assert queue.claim("sensor:c2", 10, now=t0 + dt.timedelta(seconds=590)) == []
+    again = queue.claim("sensor:c2", 10, now=t0 + dt.timedelta(seconds=610))
+    assert [c.flight_id for c in again] == [1, 2]
+    assert [c.attempts for c in again] == [0, 0]
+    # a run that adopted its flights keeps them for the run lease
+    assert queue.adopt([1, 2], "sensor:c2", "run:r2", now=t0 + dt.timedelta(seconds=620)) == [
+        1,
+        2,
+    ]
+    assert queue.claim("sensor:c3", 10, now=t0 + dt.timedelta(seconds=1300)) == []
+    assert _row(engine, 1) == ("processing", 0, "run:r2")
+
+
+def test_a_late_run_adopts_only_what_its_claim_still_holds(engine):
+    queue = FlightQueue(engine, claim_lease_s=600)
+    queue.enqueue([1, 2, 3])
+    t0 = utcnow()
+    queue.claim("sensor:late", 2, now=t0)  # flights 1 and 2; its run waits in the run queue
+    queue.claim("sensor:next", 10, now=t0 + dt.timedelta(seconds=700))  # 1, 2 (expired) and 3
+    assert queue.adopt([1, 2], "sensor:late", "run:late", now=t0 + dt.timedelta(seconds=710)) == []
+    assert queue.adopt([1, 2, 3], "sensor:next", "run:next") == [1, 2, 3]
+    # a retried step of the same run adopts again (it already holds them)
+    assert queue.adopt([1, 2, 3], "sensor:next", "run:next") == [1, 2, 3]
+
+
+def test_settling_a_run_is_one_attempt_however_often_it_is_evaluated(engine):
+    queue = FlightQueue(engine, max_attempts=3, retry_backoff_s=60)
+    queue.enqueue(list(range(1, 11)))
+    queue.claim("sensor:c", 10)
+    queue.adopt([1, 2, 3, 4, 5, 6], "sensor:c", "run:r")
+    # flights 7..10 stay held by the claim: the run died before adopting them
+    with transaction(engine) as session:
+        FlightQueue.complete(session, [1])  # billed before the crash
+    first = queue.settle_run("run:r", "sensor:c", "internal", "worker killed")
+    assert first.failed == {"queued": 5} and first.released == 4
+    for _ in range(3):  # the sensor retried, or a second daemon evaluated the same run
+        again = queue.settle_run("run:r", "sensor:c", "internal", "worker killed")
+        assert again.total == 0
+    assert {_row(engine, f)[:2] for f in (2, 3, 4, 5, 6)} == {("queued", 1)}
+    assert {_row(engine, f)[:2] for f in (7, 8, 9, 10)} == {("queued", 0)}
+    # the failed ones wait for their back-off, the released ones are claimable at once
+    now = utcnow()
+    assert sorted(c.flight_id for c in queue.claim("sensor:d", 20, now=now)) == [7, 8, 9, 10]
+    later = now + dt.timedelta(seconds=61)
+    assert sorted(c.flight_id for c in queue.claim("sensor:e", 20, now=later)) == [2, 3, 4, 5, 6]
+
+
+def test_settlement_reaches_dead_after_the_maximum_attempts(engine):
+    queue = FlightQueue(engine, max_attempts=2, retry_backoff_s=0)
+    queue.enqueue([7])
+    for n in (1, 2):
+        queue.claim(f"sensor:{n}", 1)
+        queue.adopt([7], f"sensor:{n}", f"run:{n}")
+        queue.settle_run(f"run:{n}", f"sensor:{n}", "internal", "crash")
+    assert _row(engine, 7)[:2] == ("dead", 2)
+    # a data failure is not retried
+    queue.enqueue([8])
+    queue.claim("sensor:x", 1)
+    queue.adopt([8], "sensor:x", "run:x")
+    assert queue.settle_run("run:x", None, "unknown_mtow", "no MTOW").failed == {"failed": 1}
+
+
+def _settle_in_process(url, barrier):
+    engine = make_engine(url)
+    barrier.wait()
+    result = FlightQueue(engine, max_attempts=5).settle_run(
+        "run:twice", "sensor:twice", "internal", "killed"
+    )
+    engine.dispose()
+    return result.total
+
+
+def test_two_sensors_settling_the_same_run_at_once_count_one_attempt(
+    pg_engine, postgres_database_url
+):
+    queue = FlightQueue(pg_engine, max_attempts=5)
+    queue.enqueue(list(range(1, 2001)))
+    queue.claim("sensor:twice", 5000)
+    queue.adopt(list(range(1, 1501)), "sensor:twice", "run:twice")
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            totals = pool.starmap(_settle_in_process, [(postgres_database_url, barrier)] * 2)
+    assert sorted(totals) == [0, 2000]
+    with pg_engine.connect() as conn:
+        attempts = dict(
+            conn.execute(
+                select(FlightQueueItem.attempts, func.count()).group_by(FlightQueueItem.attempts)
+            ).all()
+        )
+    assert attempts == {1: 1500, 0: 500}
