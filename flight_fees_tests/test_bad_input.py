@@ -40,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import shapely
+from sqlalchemy import text
 
 from flight_fees.lib.aircraft_types import (
     AircraftTypesError,
@@ -264,3 +265,72 @@ def test_track_store_a_flight_split_over_a_corrupt_file_is_not_billed(tmp_path: 
     result = ParquetTrackSource(tmp_path / "tracks").fetch([201, 202], day=DAY)
     assert result.flight_ids == [202] and len(result.tracks) == 40
     assert result.failures[201].category == "corrupt_file"
+
+
+# -- source faults ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["partial", "broker_timeout", "servers_short"])
+def test_source_faults_spend_no_attempts_and_open_the_breaker(engine, fault):
+    """Ten rounds of a broker incident: the healthy flights never lose an attempt (the old
+    code made them dead after five), the breaker opens after five; then they bill."""
+    from flight_fees.lib.billing import settle_track_failures
+    from flight_fees.lib.breaker import CircuitBreaker
+    from flight_fees.lib.queue import FlightQueue
+    from flight_fees.lib.tracks import PinotTrackSource
+    from flight_fees_tests.pinot_broker import StandInPinotBroker
+
+    ids = [101, 102, 103]
+    queue = FlightQueue(engine, max_attempts=5, retry_backoff_s=0)
+    queue.enqueue(ids, flight_date=DAY)
+    breaker = CircuitBreaker(engine, "pinot-test", failure_threshold=5, cooldown_s=0)
+    with StandInPinotBroker(synthetic_positions(ids)) as broker:
+        source = PinotTrackSource(broker.url, retries=0, backoff_s=0, timeout_s=2)
+        broker.inject(fault, times=1000, match=lambda sql: " IN (" in sql)
+        for _ in range(10):
+            claimed = [c.flight_id for c in queue.claim("run", 10)]
+            assert claimed == ids
+            result = source.fetch(claimed, day=DAY)
+            failures = {f: (x.category, x.message) for f, x in result.failures.items()}
+            settled = settle_track_failures(
+                engine, queue, breaker, failures, delivered=len(result.flight_ids)
+            )
+            assert settled.source_down and settled.statuses == dict.fromkeys(ids, "queued")
+        state = breaker.state()
+        assert state.state == "open" and state.consecutive_failures == 10
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT status, attempts FROM flight_processing_queue")).all()
+        assert {tuple(r) for r in rows} == {("queued", 0)}
+        broker.clear_faults()
+        claimed = [c.flight_id for c in queue.claim("run", 10)]
+        result = source.fetch(claimed, day=DAY)
+        assert result.failures == {} and result.flight_ids == ids
+        settle_track_failures(engine, queue, breaker, {}, delivered=3)
+        assert breaker.state().state == "closed"
+        source.close()
+
+
+def test_source_faults_are_released_but_flight_data_faults_count(engine):
+    from flight_fees.lib.billing import record_flight_failures
+    from flight_fees.lib.queue import FlightQueue
+
+    queue = FlightQueue(engine, retry_backoff_s=600)
+    queue.enqueue([1, 2, 3, 4], flight_date=DAY)
+    queue.claim("run", 10)
+    statuses = record_flight_failures(
+        engine,
+        queue,
+        {
+            1: ("timeout", "no answer within 32 s"),
+            2: ("partial_result", "only 2 of 3 servers responded"),
+            3: ("bad_track", "3 usable points"),
+            4: ("not_found", "no positions"),
+        },
+    )
+    assert statuses == {1: "queued", 2: "queued", 3: "failed", 4: "failed"}
+    with engine.connect() as conn:
+        rows = dict(
+            conn.execute(text("SELECT flight_id, attempts FROM flight_processing_queue")).all()
+        )
+    assert rows == {1: 0, 2: 0, 3: 1, 4: 1}
+    assert queue.count_claimable() == 0  # the released ones wait for the back-off

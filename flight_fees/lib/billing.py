@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import FeeLine, Flight, Invoice
 from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.tracks.base import SOURCE_FAULT_CATEGORIES
 
 log = logging.getLogger(__name__)
 
@@ -201,18 +202,23 @@ def record_flight_failures(
     *,
     flights: Mapping[int, Mapping[str, Any]] | None = None,
     batch_id: str | None = None,
-    release_categories: frozenset[str] = frozenset({"source_unavailable"}),
+    release_categories: frozenset[str] = SOURCE_FAULT_CATEGORIES,
 ) -> dict[int, str]:
     """Mark failed flights in the queue (and in ``flights``), each in its own transaction.
 
-    ``source_unavailable`` flights are released back to ``queued`` without counting an
-    attempt. Returns flight_id -> new queue status.
+    Whole-source faults (``release_categories``, default: ``timeout``, ``partial_result``,
+    ``source_unavailable``: the flight's data is not at fault) release the flight back to
+    ``queued`` without counting an attempt, claimable again after the queue's back-off; every
+    other failure counts an attempt (:meth:`FlightQueue.fail`). Returns flight_id -> new queue
+    status.
     """
     statuses: dict[int, str] = {}
     for fid, (category, message) in failures.items():
         with transaction(engine) as session:
             if category in release_categories:
-                queue.release([fid], category, message, session=session)
+                queue.release(
+                    [fid], category, message, session=session, retry_after_s=queue.retry_backoff_s
+                )
                 statuses[fid] = "queued"
             else:
                 statuses[fid] = queue.fail(fid, category, message, session=session) or "failed"
@@ -226,6 +232,55 @@ def record_flight_failures(
             )
             _upsert_flights(session, [row])
     return statuses
+
+
+@dataclass(frozen=True)
+class TrackSettlement:
+    """How the flights a fetch could not deliver were settled."""
+
+    statuses: dict[int, str]
+    #: ``(category, message)`` of the whole-source fault, when there was one
+    source_fault: tuple[str, str] | None
+    #: nothing was delivered because of the source: the run should stop
+    source_down: bool
+
+
+def settle_track_failures(
+    engine: Engine,
+    queue: FlightQueue,
+    breaker: Any,
+    failures: Mapping[int, tuple[str, str]],
+    *,
+    source_error: tuple[str, str] | None = None,
+    delivered: int = 0,
+    batch_id: str | None = None,
+) -> TrackSettlement:
+    """Settle a fetch: the breaker learns whether the source itself failed, and each failed
+    flight goes back to the queue (:func:`record_flight_failures`).
+
+    A whole-source fault -- ``source_error`` (the flight list could not be read), or any
+    flight failed with a category of :data:`SOURCE_FAULT_CATEGORIES` (timeouts, partial
+    results across a query, connection errors) -- is one breaker failure and costs no flight
+    an attempt; otherwise the source answered (breaker success) and only the flights' own
+    data faults count as attempts. ``delivered``: flights whose tracks were fetched (none
+    with a fault: the source is down). ``breaker``: a
+    :class:`~flight_fees.lib.breaker.CircuitBreaker` (or anything with ``record_failure`` /
+    ``record_success``).
+    """
+    faults = sorted(
+        (fid, failure) for fid, failure in failures.items() if failure[0] in SOURCE_FAULT_CATEGORIES
+    )
+    fault = source_error or (faults[0][1] if faults else None)
+    if fault is not None:
+        breaker.record_failure(f"{fault[0]}: {fault[1]}")
+    else:
+        breaker.record_success()
+    statuses = record_flight_failures(engine, queue, failures, batch_id=batch_id)
+    return TrackSettlement(
+        statuses,
+        fault,
+        source_error is not None or (fault is not None and delivered == 0),
+    )
 
 
 def fee_line_totals(engine: Engine, flight_ids: Sequence[int]) -> dict[str, Decimal]:
