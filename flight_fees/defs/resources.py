@@ -5,6 +5,7 @@ every field can be overridden in the launchpad or in tests.
 """
 
 import datetime as dt
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ class BillingDatabase(dg.ConfigurableResource):
 
     url: str | None = None
     lease_s: float = 3600.0
+    #: how long a sensor claim waits for its run to start before its flights are claimable
+    #: again (no attempt counted); FLIGHT_FEES_CLAIM_LEASE_S
+    claim_lease_s: float = float(os.environ.get("FLIGHT_FEES_CLAIM_LEASE_S") or 600.0)
     max_attempts: int = 5
     retry_backoff_s: float = 60.0
 
@@ -47,6 +51,7 @@ class BillingDatabase(dg.ConfigurableResource):
         return FlightQueue(
             self.engine(),
             lease_s=self.lease_s,
+            claim_lease_s=self.claim_lease_s,
             max_attempts=self.max_attempts,
             retry_backoff_s=self.retry_backoff_s,
         )

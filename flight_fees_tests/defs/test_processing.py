@@ -14,7 +14,7 @@ from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Aircraft, FeeLine, Flight, FlightQueueItem
 from flight_fees.lib.demo import generate_demo, write_track_store
-from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.queue import FlightQueue, utcnow
 from flight_fees.lib.registry import load_aircraft, load_customers
 from flight_fees.lib.settings import paths
 
@@ -269,3 +269,52 @@ def test_process_flights_runs_in_one_process_and_reexecutes_from_failure(world, 
             assert "fee_lines" in steps and "flight_tracks" not in steps
             assert _meta(again, "fee_lines")["flights_billed"] == len(ids)
     assert {row.flight_id for row in _lines(engine)} == set(ids)
+
+
+def _run_claim(flight_ids, claim_id, instance):
+    job = defs().resolve_job_def("process_flights")
+    config = {"flight_ids": list(flight_ids), "claim_id": claim_id}
+    return job.execute_in_process(
+        run_config={"ops": {"flight_tracks": {"config": config}}},
+        partition_key=DAY.isoformat(),
+        instance=instance,
+        raise_on_error=False,
+        tags={"flight_fees/claim": claim_id},
+    )
+
+
+def test_a_sensor_run_bills_only_what_its_claim_still_holds(world):
+    data, engine = world
+    ids = sorted(int(f) for f in data.flights["flight_id"])
+    queue = FlightQueue(engine, claim_lease_s=600)
+    queue.enqueue(ids, flight_date=DAY)
+    t0 = utcnow()
+    queue.claim("sensor:late", 3, now=t0)  # its run waits in the run queue...
+    queue.claim("sensor:next", 100, now=t0 + dt.timedelta(seconds=601))  # ...too long
+    with dg.instance_for_test() as instance:
+        late = _run_claim(ids[:3], "late", instance)
+        assert not late.success  # it holds nothing any more: it bills nothing
+        assert _lines(engine) == []
+        assert queue.stats().by_status == {"processing": len(ids)}  # all with "next"
+        result = _run_claim(ids, "next", instance)
+        assert result.success
+    assert {row.flight_id for row in _lines(engine)} == set(ids)
+    assert queue.stats().by_status == {}
+
+
+def test_a_run_that_never_started_gives_its_claim_back_without_an_attempt(world):
+    from flight_fees.defs.processing.sensors import settle_failed_run
+    from flight_fees.defs.resources import BillingDatabase
+
+    data, engine = world
+    ids = [int(f) for f in data.flights["flight_id"]]
+    queue = FlightQueue(engine)
+    queue.enqueue(ids, flight_date=DAY)
+    queue.claim("sensor:c1", 100)
+    billing = BillingDatabase(url=engine.url.render_as_string(False))
+    # the run of claim c1 failed at launch (e.g. code server unreachable): nothing adopted
+    settled = settle_failed_run(billing, "never-started", "c1", "could not launch")
+    assert settled.released == len(ids) and settled.failed == {}
+    rows = _queue_rows_with_errors(engine)
+    assert {(r[1], r[3]) for r in rows} == {("queued", 0)}  # claimable now, no attempt
+    assert settle_failed_run(billing, "never-started", "c1", "again").total == 0

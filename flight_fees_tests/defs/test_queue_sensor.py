@@ -153,3 +153,32 @@ def test_queued_flights_observation_reports_depth_and_age(resources, engine):
     assert "unknown_mtow" in meta["recent_errors"]
     check = no_dead_flights(billing=resources["billing"])
     assert check.passed and check.metadata["failed"].value == 1
+
+
+def test_no_claim_while_runs_wait_to_start(resources, engine, monkeypatch):
+    import uuid
+
+    queue = FlightQueue(engine)
+    queue.enqueue([31, 32], flight_date=DAY1)
+    monkeypatch.setenv("FLIGHT_FEES_MAX_WAITING_RUNS", "2")
+    with dg.instance_for_test() as instance:
+        for status in (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING):
+            instance.add_run(
+                dg.DagsterRun(job_name="process_flights", run_id=str(uuid.uuid4()), status=status)
+            )
+        instance.add_run(  # a running one does not hold claims back
+            dg.DagsterRun(
+                job_name="process_flights",
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus.STARTED,
+            )
+        )
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            result = flight_queue_sensor(context)
+        assert isinstance(result, dg.SkipReason)
+        assert "2 process_flights run(s) waiting to start" in result.skip_message
+        assert queue.stats().by_status == {"queued": 2}  # nothing claimed
+        monkeypatch.setenv("FLIGHT_FEES_MAX_WAITING_RUNS", "3")
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            result = flight_queue_sensor(context)
+        assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1

@@ -94,8 +94,27 @@ def flight_tracks(
     day = partition_day(context)
     ids = list(config.flight_ids)
     queue = billing.queue()
-    if ids:
-        queue.touch(ids, f"run:{context.run.run_id}")  # renew the lease while this run works
+    worker = f"run:{context.run.run_id}"
+    if ids and config.claim_id and not config.claim_id.startswith("cli-"):
+        # a run requested by the queue sensor adopts the flights its claim still holds; the
+        # others were claimed again after the claim lease expired: another run bills them
+        adopted = queue.adopt(ids, f"sensor:{config.claim_id}", worker)
+        if len(adopted) < len(ids):
+            context.log.warning(
+                "[INGESTION] %d of %d flight(s) of claim %s are no longer held by it (claimed "
+                "again after the claim lease, or settled); this run leaves them alone",
+                len(ids) - len(adopted),
+                len(ids),
+                config.claim_id,
+            )
+        ids = adopted
+        if not ids:
+            raise dg.Failure(
+                description=f"claim {config.claim_id} holds none of its flights any more",
+                allow_retries=False,
+            )
+    elif ids:
+        queue.touch(ids, worker)  # an analyst's run: take the flights, renew their lease
     source = track_store.source()
     breaker = track_store.breaker(billing.engine(), source.name)
     if not breaker.allow():

@@ -1,16 +1,25 @@
-"""When a ``process_flights`` run fails as a whole (a crash, a bug, a killed worker), the
-flights it still held are failed in the queue — an attempt is counted, retried with back-off,
-``dead`` after the maximum — instead of waiting for their lease to expire, forever."""
+"""When a ``process_flights`` run fails as a whole (a crash, a bug, a killed worker, a failure at
+launch), the flights it still held are settled at once instead of waiting for their lease:
+those the run had adopted fail with one attempt (retried with back-off, ``dead`` after the
+maximum), those of its claim that it never adopted (it failed before starting) go back to the
+queue without an attempt. Settling is guarded by the holder, so evaluating the same run again
+(a retried tick, two daemons by mistake) changes nothing."""
 
 import dagster as dg
 
 from flight_fees.defs.processing.jobs import process_flights
 from flight_fees.defs.resources import BillingDatabase
+from flight_fees.lib.queue import SettleResult
 
 
-def settle_failed_run(billing: BillingDatabase, run_id: str, message: str) -> dict[int, str]:
-    return billing.queue().fail_claimed(
-        f"run:{run_id}", "internal", f"run {run_id} failed: {message}"[:4000]
+def settle_failed_run(
+    billing: BillingDatabase, run_id: str, claim_id: str | None, message: str
+) -> SettleResult:
+    return billing.queue().settle_run(
+        f"run:{run_id}",
+        f"sensor:{claim_id}" if claim_id else None,
+        "internal",
+        f"run {run_id} failed: {message}"[:4000],
     )
 
 
@@ -23,9 +32,13 @@ def settle_failed_run(billing: BillingDatabase, run_id: str, message: str) -> di
 def process_flights_failure_sensor(
     context: dg.RunFailureSensorContext, billing: BillingDatabase
 ) -> None:
-    run_id = context.dagster_run.run_id
+    run = context.dagster_run
     message = context.failure_event.message or "run failed"
-    statuses = settle_failed_run(billing, run_id, message)
+    settled = settle_failed_run(billing, run.run_id, run.tags.get("flight_fees/claim"), message)
     context.log.info(
-        "[INGESTION] run %s failed; %d flight(s) settled: %s", run_id, len(statuses), statuses
+        "[INGESTION] run %s failed; %d flight(s) failed %s, %d released without an attempt",
+        run.run_id,
+        sum(settled.failed.values()),
+        settled.failed,
+        settled.released,
     )

@@ -15,8 +15,17 @@ from flight_fees.lib.claims import chunked, group_by_day
 #: flights claimed per tick (the system this replaces claimed 10; a run handles hundreds of
 #: flights in one vectorised pass, so claim enough to keep the run queue fed)
 DEFAULT_CLAIM_BATCH = 1_000
-#: largest number of flights in one run (bounds a run's memory and a failed run's blast radius)
+#: largest number of flights in one run (bounds a failed run's blast radius; memory is bounded
+#: by the run's chunks, see PipelineSettings.chunk_flights)
 DEFAULT_MAX_FLIGHTS_PER_RUN = 500
+#: no new claim while this many process_flights runs wait to start: flights stay queued (and
+#: claimable by whoever has capacity) instead of aging in claims that runs adopt late
+DEFAULT_MAX_WAITING_RUNS = 4
+_WAITING = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+)
 
 
 def _int_env(name: str, default: int) -> int:
@@ -57,6 +66,17 @@ def flight_queue_sensor(
             f"{state.consecutive_failures} failures ({state.last_error}); retry in "
             f"{state.retry_after_s:.0f} s; flights stay queued"
         )
+
+    max_waiting = _int_env("FLIGHT_FEES_MAX_WAITING_RUNS", DEFAULT_MAX_WAITING_RUNS)
+    if context.instance is not None:
+        waiting = context.instance.get_runs_count(
+            dg.RunsFilter(job_name="process_flights", statuses=list(_WAITING))
+        )
+        if waiting >= max_waiting:
+            return dg.SkipReason(
+                f"[INGESTION] {waiting} process_flights run(s) waiting to start (limit "
+                f"{max_waiting}); flights stay queued until the runs catch up"
+            )
 
     claim_id = uuid.uuid4().hex[:16]
     claimed = queue.claim(f"sensor:{claim_id}", batch)
