@@ -819,28 +819,23 @@ def void_invoice(
     result = void(engine, number, reason, voided_at=voided_at)
     target = out_dir or paths().invoices
     try:
+        # a copy written elsewhere (``invoice show --html-out``) says VOID too; the
+        # canonical document last, so that ``invoices.document_path`` names it
+        copies: list[tuple[Path, str | None]] = [(target, None)]
         previous = result.detail.invoice.document_path
         if previous and Path(previous).resolve() != _target(target, f"{number}.html"):
-            # a copy written elsewhere (``invoice show --html-out``) says VOID too
-            write_invoice_document(
+            copies.insert(0, (Path(previous).parent, Path(previous).name))
+        for directory, filename in copies:
+            invoice_path = write_invoice_document(
                 engine,
                 number,
-                Path(previous).parent,
-                filename=Path(previous).name,
+                directory,
+                filename=filename,
                 detail=result.detail,
                 pdf=pdf,
                 issuer=issuer,
                 zone_names=names,
             )
-        invoice_path = write_invoice_document(
-            engine,
-            number,
-            target,
-            detail=result.detail,
-            pdf=pdf,
-            issuer=issuer,
-            zone_names=names,
-        )
         credit_path = write_credit_note_document(
             engine,
             result.credit_note_number,

@@ -18,13 +18,6 @@ from flight_fees.lib.settings import paths
 runner = CliRunner()
 
 
-@pytest.fixture
-def dagster_home(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
-
-
 def _lines_of(engine, flight_id: int) -> list[tuple[int, object, object]]:
     with engine.connect() as conn:
         return [
