@@ -87,17 +87,28 @@ def process_command(
         console.print(f"[bold]process_flights[/bold] {run_day}: {label}")
         result = run_process_flights(run_day, run_ids or None)
         meta = materialization_metadata(result, "fee_lines")
+        fetched = materialization_metadata(result, "flight_tracks")
         if not result.success:
             failed = True
             err_console.print(
                 f"[red]run {result.run_id} failed:[/red] {run_failure_message(result)}"
             )
             continue
+        billed = int(meta.get("flights_billed", 0))
+        # flights that failed while fetching their tracks never reach fee_lines
+        n_failed = int(meta.get("flights_failed", 0)) + int(fetched.get("flights_failed", 0))
         console.print(
-            f"  run {result.run_id}: billed {meta.get('flights_billed', 0)}, "
-            f"failed {meta.get('flights_failed', 0)}, fee lines {meta.get('fee_lines', 0)}"
+            f"  run {result.run_id}: billed {billed}, failed {n_failed}, "
+            f"fee lines {meta.get('fee_lines', 0)}"
         )
-        failed = failed or bool(meta.get("flights_failed"))
+        if n_failed:
+            failed = True
+            what = (
+                f"all {n_failed} flight(s) failed"
+                if billed == 0
+                else f"{n_failed} of {billed + n_failed} flight(s) failed"
+            )
+            err_console.print(f"[red]{run_day}: {what}[/red] (`flight-fees queue` shows why)")
     if failed and ids:
         _explain_invoiced(engine, ids)
     if failed or not groups:
