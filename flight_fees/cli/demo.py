@@ -150,7 +150,11 @@ def demo_command(
         err_console.print(f"[red]overdue sweep failed:[/red] {run_failure_message(sweep)}")
 
     _print_summary(engine, billed, failed)
-    console.print(f"maps:      {p.maps}/<day>/index.html")
+    from flight_fees.lib.links import day_maps_url
+
+    console.print(
+        f"maps:      {day_maps_url(start_day)} (on demand; `make dev` or `flight-fees serve`)"
+    )
     console.print(f"invoices:  {p.invoices}")
     console.print(f"logs:      {p.logs}")
     console.print(
