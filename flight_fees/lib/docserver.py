@@ -72,7 +72,9 @@ DOCUMENTS_MODULE = "flight_fees.lib.documents"
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
 _DOCUMENT = re.compile(r"^(?P<number>[A-Za-z0-9][A-Za-z0-9_\-]{0,59})\.(?P<fmt>html|pdf)$")
-_COUNTRY = re.compile(r"^[A-Za-z0-9 _\-'()]{1,80}$")
+#: a country as the FIR set names it ("Belgium/Luxembourg" included); only ever compared with
+#: the flight's countries, never used as a path
+_COUNTRY = re.compile(r"^[^\x00-\x1f\x7f]{1,80}$")
 _TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -389,7 +391,7 @@ def create_document_app(
         Route("/static/{path:path}", static, methods=["GET"]),
         Route("/maps/", days, methods=["GET"]),
         Route("/maps/flight/{flight_id:int}", flight_map, methods=["GET"]),
-        Route("/maps/flight/{flight_id:int}/{country}", flight_map, methods=["GET"]),
+        Route("/maps/flight/{flight_id:int}/{country:path}", flight_map, methods=["GET"]),
         Route("/maps/{day}/", day_index, methods=["GET"]),
         document_route("invoices"),
         document_route("credit-notes"),

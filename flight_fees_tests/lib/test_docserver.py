@@ -210,3 +210,16 @@ def test_day_route_needs_a_date(app):
         308,
     )
     assert client.get((DAY - dt.timedelta(days=400)).strftime("/maps/%Y-%m-%d/")).status_code == 200
+
+
+def test_country_names_with_a_slash(engine, home):
+    from flight_fees_tests.lib.test_maps import _firs
+
+    seed_stored(engine, home)
+    firs = _firs().assign(country=["FR", "FR", "Belgium/Luxembourg", "IT"])  # LSAS renamed
+    service = make_service(engine, home, fir_set=firs)
+    client = TestClient(create_document_app(engine, service, home=home))
+    page = client.get(f"/maps/flight/{FLIGHT_ID}")
+    assert f'href="/maps/flight/{FLIGHT_ID}/Belgium%2FLuxembourg"' in page.text
+    country = client.get(f"/maps/flight/{FLIGHT_ID}/Belgium%2FLuxembourg")
+    assert country.status_code == 200 and "Country: Belgium/Luxembourg" in country.text

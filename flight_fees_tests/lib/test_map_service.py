@@ -71,13 +71,15 @@ def stored(engine, home):
     return engine
 
 
-def make_service(engine, home: Path, *, index: bool = True) -> MapService:
-    """A map service over ``home`` with the four-FIR test set (FIR loads counted)."""
+def make_service(
+    engine, home: Path, *, index: bool = True, fir_set: pd.DataFrame | None = None
+) -> MapService:
+    """A map service over ``home`` with the four-FIR test set or ``fir_set`` (loads counted)."""
     calls = {"firs": 0}
 
     def firs():
         calls["firs"] += 1
-        return _firs()
+        return _firs() if fir_set is None else fir_set
 
     service = MapService(
         engine,
