@@ -37,6 +37,7 @@ import warnings
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import shapely
@@ -334,3 +335,161 @@ def test_source_faults_are_released_but_flight_data_faults_count(engine):
         )
     assert rows == {1: 0, 2: 0, 3: 1, 4: 1}
     assert queue.count_claimable() == 0  # the released ones wait for the back-off
+
+
+# -- crossings CLI ------------------------------------------------------------------------------
+
+
+def _crossings(*args: object):
+    import typer
+    from typer.testing import CliRunner
+
+    from flight_fees.cli.crossings import crossings_command
+
+    app = typer.Typer(add_completion=False)
+
+    @app.callback()
+    def _main() -> None:
+        """test app"""
+
+    app.command("crossings")(crossings_command)
+    return CliRunner().invoke(app, ["crossings", *map(str, args)])
+
+
+def _straight_track(flight_id: int = 1, n: int = 300) -> pd.DataFrame:
+    """Lat 50.5 from 4.5 E to 7.5 E (Brussels -> Germany), every 5 s."""
+    t0 = pd.Timestamp("2024-05-01T10:00:00Z")
+    return pd.DataFrame(
+        {
+            "flight_id": flight_id,
+            "ts": t0 + pd.to_timedelta(np.arange(n) * 5, unit="s"),
+            "lat": 50.5,
+            "lon": np.linspace(4.5, 7.5, n),
+        }
+    )
+
+
+def test_crossings_cli_track_shifted_by_540_degrees_fails_loudly(tmp_path: Path):
+    track = _straight_track()
+    good = tmp_path / "good.parquet"
+    track.to_parquet(good)
+    shifted = tmp_path / "shifted.parquet"
+    track.assign(lon=track["lon"] + 540.0).to_parquet(shifted)
+    ok = _crossings(good, "-o", tmp_path / "good.csv")
+    assert ok.exit_code == 0, ok.output
+    bad = _crossings(shifted, "-o", tmp_path / "shifted.csv")
+    assert bad.exit_code == 1
+    assert "300 position(s) of 1 flight(s) missing, at (0, 0) or outside" in bad.output
+    assert "lon [-180, 180]" in bad.output and "fewer than 10 usable positions" in bad.output
+
+
+def test_crossings_cli_positions_outside_every_fir_fail_loudly(tmp_path: Path):
+    import geopandas as gpd
+
+    firs = tmp_path / "firs.geojson"
+    gpd.GeoDataFrame(
+        {"fir_id": ["AAAA"], "name": ["A"], "geometry": [shapely.box(4.0, 50.0, 6.0, 51.0)]},
+        crs=4326,
+    ).to_file(firs)
+    src = tmp_path / "tracks.parquet"
+    _straight_track().to_parquet(src)  # leaves the FIR at 6 E
+    result = _crossings(src, "--firs", firs, "-o", tmp_path / "out.csv")
+    assert result.exit_code == 1
+    assert "outside every FIR (e.g. flight 1 at lat 50.5000, lon 6.0" in result.output
+    assert (tmp_path / "out.csv").exists()  # the crossings of the rest are written
+
+
+def test_crossings_cli_cleans_tracks_as_the_pipeline_does(tmp_path: Path):
+    """Conflicting duplicate timestamps: the pipeline keeps the first position of each
+    timestamp; the command now gives exactly the pipeline's crossings."""
+    from flight_fees.lib.crossings import compute_crossings
+    from flight_fees.lib.fir_index_store import cached_fir_index, load_firs_cached
+    from flight_fees.lib.tracks import clean_tracks
+
+    track = _straight_track()
+    ghosts = track.iloc[5::10].assign(lat=lambda f: f["lat"] + 2.5)  # same ts, elsewhere
+    noisy = pd.concat([track, ghosts], ignore_index=True).sort_values("ts", kind="stable")
+    src = tmp_path / "noisy.parquet"
+    noisy.to_parquet(src)
+    result = _crossings(src, "-o", tmp_path / "out.parquet")
+    assert result.exit_code == 0, result.output
+    assert "30 position(s) with an already seen timestamp dropped" in result.output
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        index = cached_fir_index(load_firs_cached(None))
+    pipeline = compute_crossings(clean_tracks(noisy.assign(alt_ft=np.nan)).tracks, index)
+    raw = compute_crossings(noisy, index)
+    assert len(raw) != len(pipeline)  # what the command computed before
+    assert got["fir_id"].tolist() == pipeline["fir_id"].tolist()
+    assert np.allclose(got["flown_km"], pipeline["flown_km"])
+
+
+# -- terminal injection ---------------------------------------------------------------------
+
+EVIL = "Evil\x1b[2J\x1b]0;owned\x07 Corp\u202e\x9b31m"
+
+
+def _no_control(text: str) -> bool:
+    return not any(c in text for c in "\x1b\x07\u202e\x9b")
+
+
+def test_terminal_invoice_show_strips_control_characters(engine, db_url, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flight_fees.cli.invoice import invoice_app
+    from flight_fees.lib.invoicing import consolidate
+    from flight_fees_tests.factories import make_customer, make_fee_line, make_flight
+
+    monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", db_url)
+    cid = make_customer(engine, "EVIL", name=EVIL)
+    fid = make_flight(engine, flight_date=dt.date(2026, 1, 4), callsign="EV\x1b[5m1")
+    make_fee_line(engine, cid, dt.date(2026, 1, 4), "120.00", flight_id=fid)
+    [invoice] = consolidate(engine, dt.date(2026, 1, 31)).created
+    runner = CliRunner()
+    for args in (["show", invoice.number], ["list"]):
+        result = runner.invoke(invoice_app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "Evil[2J]0;owned Corp31m" in result.output  # the text, without its controls
+        assert _no_control(result.output)
+
+
+def test_terminal_queue_errors_strip_control_characters(engine, db_url, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flight_fees.cli.main import app
+    from flight_fees.lib.queue import FlightQueue
+
+    monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", db_url)
+    queue = FlightQueue(engine)
+    queue.enqueue([7])
+    queue.fail(7, "query_error", f"broker said: {EVIL}")
+    result = CliRunner().invoke(app, ["queue"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "broker said: Evil" in result.output and _no_control(result.output)
+
+
+# -- ids file -------------------------------------------------------------------------------
+
+
+def test_ids_file_reports_the_non_utf8_line_and_goes_on(
+    tmp_path: Path, engine, db_url, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from flight_fees.cli.main import app
+    from flight_fees.lib.intake_files import parse_flight_ids
+
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"flight_id\n101\n102\xff\n103\n\xe9104\n105\n")
+    parsed = parse_flight_ids([], [ids])
+    assert parsed.ids == [101, 103, 105]
+    assert parsed.invalid == [
+        ("ids.txt:3", "not UTF-8 text (byte 0xff at column 4)"),
+        ("ids.txt:5", "not UTF-8 text (byte 0xe9 at column 1)"),
+    ]
+    monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", db_url)
+    result = CliRunner().invoke(app, ["enqueue", "--file", str(ids)])
+    assert result.exit_code == 1
+    assert "ids.txt:3" in result.output and "not UTF-8" in result.output
+    assert "queued 3 new flight(s)" in result.output

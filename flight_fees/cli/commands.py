@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from flight_fees.cli.common import err_console, fail, open_engine
+from flight_fees.cli.common import SafeConsole, err_console, fail, open_engine
 from flight_fees.lib.db.models import PRIORITIES
 from flight_fees.lib.queue import FlightQueue, QueueError, validate_priority
 
-console = Console()
+console = SafeConsole()
 
 db_app = typer.Typer(help="The billing database (migrations).", no_args_is_help=True)
 

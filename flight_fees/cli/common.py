@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
+
+from flight_fees.lib.values import printable
 
 if TYPE_CHECKING:  # not imported at run time: commands without a database stay light
     from sqlalchemy import Engine
 
-err_console = Console(stderr=True)
+
+class SafeConsole(Console):
+    """A Rich console that strips control characters from every string it renders
+    (:func:`flight_fees.lib.values.printable`): a customer name, a file name or a source's
+    error message holding escape sequences is printed as text, it never drives the terminal.
+    Rich's own styles are added after this and are not affected."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(printable(text), **kwargs)
+
+
+err_console = SafeConsole(stderr=True)
 
 
 def wide_console(**kwargs: object) -> Console:
     """A console for tables: a terminal keeps its width; piped output (CI logs, files) gets
     room for a whole row instead of Rich's default 80 columns."""
-    console = Console(**kwargs)  # type: ignore[arg-type]
+    console = SafeConsole(**kwargs)  # type: ignore[arg-type]
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=140, **kwargs)  # type: ignore[arg-type]
+        console = SafeConsole(width=140, **kwargs)  # type: ignore[arg-type]
     return console
 
 

@@ -6,12 +6,11 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from flight_fees.cli.common import fail, open_engine
+from flight_fees.cli.common import SafeConsole, fail, open_engine
 
-console = Console()
+console = SafeConsole()
 conflicts_app = typer.Typer(
     help="Attribute conflicts (e.g. two MTOWs for one registration) blocking billing.",
     no_args_is_help=True,

@@ -22,7 +22,9 @@ from flight_fees.lib.crossings import (
 )
 from flight_fees.lib.fir_index_store import cached_fir_index, load_firs_cached
 from flight_fees.lib.firs import FirDataError, FirDataWarning
+from flight_fees.lib.tracks.cleaning import check_track_input
 from flight_fees.lib.tracks_io import PARQUET_SUFFIXES, TracksFileError, read_tracks
+from flight_fees.lib.values import printable
 
 __all__ = ["crossings_command", "write_table"]
 
@@ -47,8 +49,8 @@ def crossings_command(
         Path | None,
         typer.Option(
             "--firs",
-            help="FIR file (GeoJSON, GeoPackage, Shapefile); default: the shipped European "
-            "FIRs (2015).",
+            help="FIR file (GeoJSON, GeoPackage, Shapefile); default: the shipped FIR set "
+            "(FLIGHT_FEES_FIR_SET: world or europe).",
         ),
     ] = None,
     gap_threshold_s: Annotated[
@@ -93,7 +95,13 @@ def crossings_command(
         bool, typer.Option("--progress/--no-progress", help="Progress bar for large inputs.")
     ] = True,
 ) -> None:
-    """Compute the FIR crossings (one row per FIR visit) of every flight in TRACKS."""
+    """Compute the FIR crossings (one row per FIR visit) of every flight in TRACKS.
+
+    The tracks are cleaned exactly as the pipeline cleans them (duplicate timestamps,
+    teleports, flights with too few positions). Positions missing or outside lat/lon ranges,
+    unusable flights and positions outside every FIR are reported on stderr, and the command
+    then exits with status 1 (the crossings of the rest are still written).
+    """
     out_format = _output_format(out)
     try:
         frame = read_tracks(tracks, columns=())
@@ -108,14 +116,16 @@ def crossings_command(
     except (FirDataError, TracksFileError) as exc:
         _fail(str(exc))
     for warning in caught:
-        typer.echo(f"Warning: {warning.message}", err=True)
+        typer.echo(f"Warning: {printable(warning.message)}", err=True)
     index = cached_fir_index(fir_set)  # built once per FIR set, then loaded from disk
     n_flights = int(frame["flight_id"].nunique())
-    if progress and len(frame) >= PROGRESS_MIN_POINTS:
-        result = _with_progress(frame, index, gap_threshold_s, noise_m, jitter_s, n_flights)
+    checked = check_track_input(frame, index.classify, max_gap_s=gap_threshold_s)
+    cleaned = checked.tracks
+    if progress and len(cleaned) >= PROGRESS_MIN_POINTS:
+        result = _with_progress(cleaned, index, gap_threshold_s, noise_m, jitter_s, n_flights)
     else:
         result = compute_crossings(
-            frame,
+            cleaned,
             index,
             gap_threshold_s=gap_threshold_s,
             noise_tolerance_m=noise_m,
@@ -128,10 +138,17 @@ def crossings_command(
     merged = merged_excursions_per_flight(result)
     typer.echo(
         f"{len(result):,} FIR crossing(s) of {result['flight_id'].nunique():,} / {n_flights:,} "
-        f"flight(s) ({len(frame):,} positions) written to {out}; {int(merged.sum()):,} "
-        f"excursion(s) merged as position noise in {len(merged):,} flight(s) (column "
-        "merged_excursions)"
+        f"flight(s) ({len(frame):,} positions) written to {printable(out)}; "
+        f"{int(merged.sum()):,} excursion(s) merged as position noise in {len(merged):,} "
+        "flight(s) (column merged_excursions)"
     )
+    for note in checked.notes():
+        typer.echo(f"Note: {note}", err=True)
+    problems = checked.problems()
+    for problem in problems:
+        typer.echo(f"Warning: {problem}", err=True)
+    if problems:
+        raise typer.Exit(code=1)
 
 
 def write_table(frame: pd.DataFrame, path: Path, fmt: str | None = None) -> None:
@@ -191,7 +208,7 @@ def _with_progress(
 
 def _fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` on stderr and exit non-zero (no traceback)."""
-    typer.echo(f"Error: {message}", err=True)
+    typer.echo(f"Error: {printable(message)}", err=True)
     raise typer.Exit(code=code)
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 
 import typer
-from rich.console import Console
 
+from flight_fees.cli.common import SafeConsole
 from flight_fees.intake import (
     SECRET_ENV,
     IntakeLimits,
@@ -18,7 +18,7 @@ from flight_fees.intake import (
     validate_secret,
 )
 
-_err = Console(stderr=True)
+_err = SafeConsole(stderr=True)
 
 
 def serve_intake_command(

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from flight_fees.cli.common import SafeConsole
 from flight_fees.lib.money import CategorizedError, InvalidAmount, format_money, to_decimal
 from flight_fees.lib.tariffs import Quote, load_tariffs, load_unit_rates_csv, quote
 
@@ -53,7 +53,9 @@ def _parse_number(value: str, option: str) -> Decimal:
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]Error:[/] {message}")
+    SafeConsole(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]Error:[/] {message}"
+    )
     return typer.Exit(code=1)
 
 
@@ -165,4 +167,4 @@ def quote_command(
     if as_json:
         typer.echo(json.dumps({"zone": result.zone_id, **result.to_dict()}, indent=2))
         return
-    Console(highlight=False).print(_table(result))
+    SafeConsole(highlight=False).print(_table(result))

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from flight_fees.cli.common import SafeConsole
 from flight_fees.lib.queue import QueueError, parse_flight_id
 from flight_fees.lib.tracks import (
     SOURCE_KINDS,
@@ -111,8 +111,8 @@ def tracks_command(
 
     Exits with status 1 when any flight failed (fetch error or unusable track).
     """
-    console = Console()
-    errors = Console(stderr=True)
+    console = SafeConsole()
+    errors = SafeConsole(stderr=True)
     try:
         ids = [parse_flight_id(f) for f in flight_ids or []]
     except QueueError as exc:

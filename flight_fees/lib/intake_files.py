@@ -35,36 +35,62 @@ class ParsedIds:
 
 def parse_flight_ids(args: Iterable[str], files: Iterable[Path] = ()) -> ParsedIds:
     """Parse ids from command-line arguments and from files (one id per line, or a CSV with a
-    ``flight_id`` column; blank lines and ``#`` comments are ignored)."""
+    ``flight_id`` column; blank lines and ``#`` comments are ignored). A line that is not
+    UTF-8 text is reported as invalid (with its number) and the rest of the file is read."""
     result = ParsedIds()
     seen: set[int] = set()
     for i, raw in enumerate(args, start=1):
         result.add(raw, f"argument {i}", seen)
     for path in files:
-        for where, raw in _file_entries(path):
-            result.add(raw, where, seen)
+        for where, raw, error in _file_entries(path):
+            if error is not None:
+                result.invalid.append((where, error))
+            else:
+                result.add(raw, where, seen)
     return result
 
 
-def _file_entries(path: Path) -> Iterator[tuple[str, str]]:
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
+    """``(line number, text, None)`` per line, or ``(line number, None, error)`` for a line
+    that is not UTF-8 (the others are still read)."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise QueueError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with handle:
-        reader = csv.reader(handle)
-        column = 0
-        for line_no, row in enumerate(reader, start=1):
-            cells = [c.strip() for c in row]
-            if not cells or not any(cells) or cells[0].startswith("#"):
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for line_no, raw in enumerate(data.splitlines(), start=1):
+        try:
+            yield line_no, raw.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            yield (
+                line_no,
+                None,
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+            )
+
+
+def _file_entries(path: Path) -> Iterator[tuple[str, str, str | None]]:
+    """``(where, raw id, None)`` per entry of the file, or ``(where, "", error)``."""
+    column = 0
+    for line_no, text, error in _decoded_lines(path):
+        where = f"{path.name}:{line_no}"
+        if error is not None:
+            yield where, "", error
+            continue
+        assert text is not None
+        try:
+            row = next(csv.reader([text]), [])
+        except csv.Error as exc:
+            yield where, "", f"not a CSV line: {exc}"
+            continue
+        cells = [c.strip() for c in row]
+        if not cells or not any(cells) or cells[0].startswith("#"):
+            continue
+        if line_no == 1 and not cells[0].isdigit():
+            lowered = [c.lower() for c in cells]
+            header = next((c for c in ID_COLUMNS if c in lowered), None)
+            if header is not None:
+                column = lowered.index(header)
                 continue
-            if line_no == 1 and not cells[0].isdigit():
-                lowered = [c.lower() for c in cells]
-                header = next((c for c in ID_COLUMNS if c in lowered), None)
-                if header is not None:
-                    column = lowered.index(header)
-                    continue
-            if column >= len(cells):
-                yield f"{path.name}:{line_no}", ""
-                continue
-            yield f"{path.name}:{line_no}", cells[column]
+        yield where, (cells[column] if column < len(cells) else ""), None

@@ -7,15 +7,19 @@ values that cannot be used either (a Decimal NaN, a blank string).
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 
-import pandas as pd
+__all__ = ["is_missing", "is_null", "printable"]
 
-__all__ = ["is_missing", "is_null"]
+#: C0 controls but tab and newline, DEL, C1 controls, bidirectional overrides and isolates
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def is_null(value: object) -> bool:
     """``None``, ``pd.NA``, ``pd.NaT`` or a float NaN."""
+    import pandas as pd  # here: the CLI's terminal helpers import this module, not pandas
+
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     return isinstance(value, float) and math.isnan(value)
@@ -28,3 +32,10 @@ def is_missing(value: object) -> bool:
     if isinstance(value, str):
         return not value.strip()
     return is_null(value)
+
+
+def printable(text: object) -> str:
+    """``str(text)`` without control characters (escape sequences lose their ESC, C1 and
+    bidirectional-override characters are dropped; tab and newline stay): data from files,
+    the database or a source printed to a terminal can never drive it."""
+    return _CONTROL.sub("", str(text))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flight_fees.lib.tracks.base import (
     ATTRIBUTE_COLUMNS,
@@ -38,8 +39,25 @@ from flight_fees.lib.tracks.base import (
     validate_flight_ids,
 )
 from flight_fees.lib.tracks.cleaning import CleaningResult, clean_tracks
-from flight_fees.lib.tracks.parquet import ParquetTrackSource
-from flight_fees.lib.tracks.pinot import PinotTrackSource
+
+if TYPE_CHECKING:
+    from flight_fees.lib.tracks.parquet import ParquetTrackSource
+    from flight_fees.lib.tracks.pinot import PinotTrackSource
+
+
+def __getattr__(name: str) -> Any:
+    """The sources are imported on first use: cleaning a tracks file (the ``crossings``
+    command) needs neither DuckDB nor the Pinot client."""
+    if name == "ParquetTrackSource":
+        from flight_fees.lib.tracks.parquet import ParquetTrackSource
+
+        return ParquetTrackSource
+    if name == "PinotTrackSource":
+        from flight_fees.lib.tracks.pinot import PinotTrackSource
+
+        return PinotTrackSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SOURCE_KINDS = ("pinot", "parquet")
 PINOT_URL_ENV = "PINOT_HTTP_BROKER_URL"
@@ -59,8 +77,12 @@ def make_track_source(kind: str | None = None, *, store: Path | None = None) -> 
     """
     kind = (kind or default_source_kind()).strip().lower()
     if kind == "pinot":
+        from flight_fees.lib.tracks.pinot import PinotTrackSource
+
         return PinotTrackSource.from_env()
     if kind == "parquet":
+        from flight_fees.lib.tracks.parquet import ParquetTrackSource
+
         if store is None:
             from flight_fees.lib.settings import paths
 

@@ -15,10 +15,14 @@
 5. count gaps longer than ``max_gap_s`` between consecutive kept points (flagged, not filled);
 6. flights with fewer than ``min_points`` points left fail with category ``bad_track`` and are
    removed from the cleaned frame.
+
+:func:`check_track_input` is the same cleaning for a tracks file outside the pipeline (the
+``crossings`` command), with a report of what is wrong with the input.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -244,6 +248,7 @@ def clean_tracks(
 
     # 3. duplicate timestamps (sorted: duplicates are adjacent)
     dup = np.r_[False, (fid[rows][1:] == fid[rows][:-1]) & (ns[rows][1:] == ns[rows][:-1])]
+    dup = dup[: rows.size]  # no usable row at all: nothing is a duplicate
     duplicates = np.bincount(flight_of[rows[dup]], minlength=n_flights)
     rows = rows[~dup]
 
@@ -292,3 +297,93 @@ def clean_tracks(
         for f, p in zip(flight_ids[too_few], points_out[too_few], strict=True)
     }
     return CleaningResult(cleaned, report, failures)
+
+
+@dataclass
+class TrackInputCheck:
+    """Tracks cleaned exactly as the pipeline cleans them (:func:`clean_tracks`), and what
+    was wrong with the input (see :func:`check_track_input`)."""
+
+    cleaning: CleaningResult
+    #: per flight with kept positions outside every FIR: ``flight_id, positions, lat, lon``
+    #: (``lat, lon``: the first such position)
+    outside_firs: pd.DataFrame
+    min_points: int
+    max_speed_kt: float
+
+    @property
+    def tracks(self) -> pd.DataFrame:
+        return self.cleaning.tracks
+
+    def problems(self) -> list[str]:
+        """What makes the result incomplete: positions out of range, unusable flights,
+        positions outside every FIR (a caller warns and fails)."""
+        report = self.cleaning.report
+        out: list[str] = []
+        bad = report[report["out_of_range_dropped"] > 0]
+        if len(bad):
+            out.append(
+                f"{int(bad['out_of_range_dropped'].sum()):,} position(s) of {len(bad):,} "
+                "flight(s) missing, at (0, 0) or outside lat [-90, 90] / lon [-180, 180]: "
+                f"dropped (flight(s) {_some(bad['flight_id'])})"
+            )
+        if self.cleaning.failures:
+            out.append(
+                f"{len(self.cleaning.failures):,} flight(s) with fewer than {self.min_points} "
+                f"usable positions left out: {_some(sorted(self.cleaning.failures))}"
+            )
+        outside = self.outside_firs
+        if len(outside):
+            first = outside.iloc[0]
+            out.append(
+                f"{int(outside['positions'].sum()):,} position(s) of {len(outside):,} flight(s) "
+                f"outside every FIR (e.g. flight {int(first['flight_id'])} at "
+                f"lat {first['lat']:.4f}, lon {first['lon']:.4f}): no crossing is computed there"
+            )
+        return out
+
+    def notes(self) -> list[str]:
+        """What cleaning dropped as the pipeline does (not an error)."""
+        report = self.cleaning.report
+        out: list[str] = []
+        if (n := int(report["duplicates_dropped"].sum())) > 0:
+            out.append(
+                f"{n:,} position(s) with an already seen timestamp dropped (the first of each "
+                "timestamp is kept, as in the pipeline)"
+            )
+        if (n := int(report["teleports_dropped"].sum())) > 0:
+            out.append(
+                f"{n:,} position(s) implying more than {self.max_speed_kt:g} kt dropped "
+                "(as in the pipeline)"
+            )
+        return out
+
+
+def _some(ids: object, limit: int = 5) -> str:
+    values = [str(int(i)) for i in list(ids)[: limit + 1]]  # type: ignore[call-overload]
+    return ", ".join(values[:limit]) + (", ..." if len(values) > limit else "")
+
+
+def check_track_input(
+    tracks: pd.DataFrame,
+    classify: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    max_gap_s: float = 600.0,
+    max_speed_kt: float = 1200.0,
+    min_points: int = 10,
+) -> TrackInputCheck:
+    """Clean ``tracks`` as the pipeline does (:func:`clean_tracks`, same defaults; a missing
+    ``alt_ft`` column is allowed) and find the kept positions that ``classify(lon, lat)``
+    (e.g. ``FirIndex.classify``: -1 = outside every FIR) puts outside every FIR."""
+    frame = tracks if "alt_ft" in tracks.columns else tracks.assign(alt_ft=np.nan)
+    cleaning = clean_tracks(
+        frame, max_gap_s=max_gap_s, max_speed_kt=max_speed_kt, min_points=min_points
+    )
+    kept = cleaning.tracks
+    inside = classify(kept["lon"].to_numpy(dtype=float), kept["lat"].to_numpy(dtype=float))
+    outside = kept.loc[np.asarray(inside) < 0, ["flight_id", "lat", "lon"]]
+    grouped = outside.groupby("flight_id", sort=True)
+    per_flight = pd.DataFrame(
+        {"positions": grouped.size(), "lat": grouped["lat"].first(), "lon": grouped["lon"].first()}
+    ).reset_index()
+    return TrackInputCheck(cleaning, per_flight, min_points, max_speed_kt)

@@ -163,3 +163,19 @@ def test_vectorised_teleport_rule_matches_the_sequential_rule():
             lat[s : s + rng.integers(1, 8)] += np.radians(5)
         got = _greedy_teleports(group, t_s, lat, lon, 1200.0)
         np.testing.assert_array_equal(got, _sequential_reference(group, t_s, lat, lon, 1200.0))
+
+
+def test_a_frame_without_any_usable_position_is_reported_not_a_crash() -> None:
+    frame = pd.DataFrame(
+        {
+            "flight_id": [7, 7, 7],
+            "ts": pd.to_datetime(["2024-03-01T10:00:00Z"] * 3),
+            "lat": [50.0, 95.0, np.nan],
+            "lon": [545.0, 5.0, 5.0],
+            "alt_ft": np.nan,
+        }
+    )
+    result = clean_tracks(frame)
+    assert result.tracks.empty
+    assert result.report[["out_of_range_dropped", "duplicates_dropped"]].values.tolist() == [[3, 0]]
+    assert {f: x.category for f, x in result.failures.items()} == {7: BAD_TRACK}
