@@ -13,6 +13,7 @@ from flight_fees.lib.demo import generate_demo, write_track_store
 from flight_fees.lib.map_service import read_day_flights
 from flight_fees.lib.registry import load_aircraft, load_customers
 from flight_fees.lib.settings import paths
+from flight_fees_tests.defs.test_processing import _meta
 
 DAY = dt.date(2026, 10, 29)
 
@@ -30,14 +31,6 @@ def test_jobs_keep_maps_out_of_billing():
         assert "render_flight_maps" not in {t.job_name for t in sensor.targets}
     for schedule in definitions.schedules or []:
         assert schedule.job_name != "render_flight_maps"
-
-
-def _meta(result, asset):
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        if mat.asset_key == dg.AssetKey(asset):
-            return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-    raise AssertionError(f"{asset} not materialized")
 
 
 def test_render_flight_maps_warms_the_cache_after_billing(db_url, monkeypatch):
