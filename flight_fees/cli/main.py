@@ -94,7 +94,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "invoice": LazyCommand(
         "flight_fees.cli.invoice",
         "invoice_app",
-        "Consolidated invoices: list, show, pay, void, consolidate.",
+        "Consolidated invoices: list, show, pay, void, consolidate, document.",
         group=True,
     ),
     "conflicts": LazyCommand(
