@@ -241,14 +241,15 @@ def read_days(engine: Engine, limit: int = 400) -> list[tuple[dt.date, int]]:
 
 def read_work_rows(store: WorkStore, stage: str, day: dt.date, flight_id: int) -> pd.DataFrame:
     """The rows of ``flight_id`` in the newest run frame of ``stage`` for ``day`` that holds the
-    flight (empty frame when none does, e.g. after the work store was pruned)."""
+    flight (a run's one file, or a chunk file of a streamed run); an empty frame when none
+    does, e.g. after the work store was pruned."""
     import pyarrow.parquet as pq
 
     folder = store.path(stage, day, "x").parent
     if not folder.is_dir():
         return pd.DataFrame()
     files = []
-    for path in folder.glob("*.parquet"):
+    for path in [*folder.glob("*.parquet"), *folder.glob("*/part-*.parquet")]:
         try:
             files.append((path.stat().st_mtime_ns, path))
         except OSError:  # pruned meanwhile

@@ -133,6 +133,12 @@ def test_work_store_crossings_win_over_recomputing(stored, home):
     store.write_frame("tracks", DAY, "run-1", track)
     assert len(read_work_rows(store, "crossings", DAY, FLIGHT_ID)) == 2
     assert read_work_rows(store, "crossings", DAY, 1).empty
+    # a streamed run's chunk files count too; the newest run holding the flight wins
+    newer = _crossings(track, {"LSAS": FIR_BOUNDS["LSAS"]}).assign(flight_id=FLIGHT_ID)
+    store.write_part("crossings", DAY, "run-2", 0, newer.iloc[:0])
+    store.write_part("crossings", DAY, "run-2", 1, newer)
+    assert list(read_work_rows(store, "crossings", DAY, FLIGHT_ID)["fir_id"]) == ["LSAS"]
+    (store.path("crossings", DAY, "run-2", "") / "part-00001.parquet").unlink()
     text = make_service(stored, home).flight_map(FLIGHT_ID).html
     assert [f["id"] for f in _payload(text)["firs"]] == ["LFFF", "LFMM"]
     assert "recomputed" not in text and "track source" not in text
