@@ -512,7 +512,7 @@ class MapService:
         self._firs_loader = firs
         self._index_loader = fir_index
         self._source_loader = source
-        self._lock = threading.Lock()
+        self._locks = {name: threading.Lock() for name in ("firs", "shapes", "index", "source")}
         self._firs: pd.DataFrame | None = None
         self._shapes: FirShapes | None = None
         self._index: Any = None
@@ -528,32 +528,37 @@ class MapService:
 
     # -- lazily loaded, once per service --------------------------------------------------
 
+    # one lock per resource: a map that needs only the FIR shapes never waits for the index
     def _frame(self) -> pd.DataFrame:
-        if self._firs is None:  # under self._lock
-            self._firs = self._firs_loader()
-        return self._firs
+        with self._locks["firs"]:
+            if self._firs is None:
+                self._firs = self._firs_loader()
+            return self._firs
 
     def shapes(self) -> FirShapes | None:
-        with self._lock:
-            if self._shapes is None:
-                self._shapes = fir_shapes(self._frame())
-            return self._shapes
+        if self._shapes is None:
+            with self._locks["shapes"]:
+                if self._shapes is None:
+                    self._shapes = fir_shapes(self._frame())
+        return self._shapes
 
     def fir_index(self) -> Any:
         if self._index_loader is None:
             return None
-        with self._lock:
-            if self._index is None:
-                self._index = self._index_loader(self._frame())
-            return self._index
+        if self._index is None:
+            with self._locks["index"]:
+                if self._index is None:
+                    self._index = self._index_loader(self._frame())
+        return self._index
 
     def source(self) -> Any:
         if self._source_loader is None:
             return None
-        with self._lock:
-            if self._source is None:
-                self._source = self._source_loader()
-            return self._source
+        if self._source is None:
+            with self._locks["source"]:
+                if self._source is None:
+                    self._source = self._source_loader()
+        return self._source
 
     @classmethod
     def from_environment(
@@ -586,8 +591,14 @@ class MapService:
         )
 
     def warm(self) -> None:
-        """Load the FIR shapes and index now (e.g. in a thread when a server starts)."""
+        """Load the FIR shapes and index now (e.g. in a thread when a server starts), and the
+        modules a first map needs."""
+        import pyarrow.parquet  # noqa: F401
+
+        import flight_fees.lib.tracks.cleaning  # noqa: F401
+
         self.shapes()
+        self.source()
         self.fir_index()
 
     # -- cache ------------------------------------------------------------------------------
