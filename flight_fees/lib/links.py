@@ -23,6 +23,7 @@ __all__ = [
     "document_url",
     "flight_map_path",
     "flight_map_url",
+    "invoice_path",
     "invoice_url",
     "processing_log_url",
     "public_url",
@@ -71,20 +72,25 @@ def day_maps_url(day: dt.date, *, base: str | None = None) -> str:
     return document_url(f"/maps/{day.isoformat()}/", base=base)
 
 
-def _document(kind: str, number: str, fmt: str, base: str | None) -> str:
+def _document(kind: str, number: str, fmt: str) -> str:
     if fmt not in _FORMATS:
         raise ValueError(f"format must be one of {_FORMATS}, got {fmt!r}")
-    return document_url(f"/{kind}/{_segment(number)}.{fmt}", base=base)
+    return f"/{kind}/{_segment(number)}.{fmt}"
+
+
+def invoice_path(number: str, fmt: str = "html") -> str:
+    """The server path of invoice ``number``'s document (links inside served pages)."""
+    return _document("invoices", number, fmt)
 
 
 def invoice_url(number: str, fmt: str = "html", *, base: str | None = None) -> str:
     """The invoice document ``number`` as ``html`` or ``pdf``."""
-    return _document("invoices", number, fmt, base)
+    return document_url(invoice_path(number, fmt), base=base)
 
 
 def credit_note_url(number: str, fmt: str = "html", *, base: str | None = None) -> str:
     """The credit-note document ``number`` as ``html`` or ``pdf``."""
-    return _document("credit-notes", number, fmt, base)
+    return document_url(_document("credit-notes", number, fmt), base=base)
 
 
 def processing_log_url(log: str | PurePath, *, base: str | None = None) -> str:

@@ -334,7 +334,7 @@ def _flight_lines(
         invoices = info.invoices()
         if invoices:
             out.append(
-                "invoice: " + ", ".join(_a(f"/invoices/{n}.html", escape_text(n)) for n in invoices)
+                "invoice: " + ", ".join(_a(links.invoice_path(n), escape_text(n)) for n in invoices)
             )
     elif info is not None:
         out.append(f"no fee line (status {escape_text(info.status)})")
@@ -390,7 +390,7 @@ def day_index_html(
         for ccy, amount in f.totals().items():
             totals[ccy] = totals.get(ccy, Decimal(0)) + amount
         amount = "<br>".join(escape_text(_money(a, c)) for c, a in f.totals().items()) or "&mdash;"
-        invoices = ", ".join(_a(f"/invoices/{n}.html", escape_text(n)) for n in f.invoices())
+        invoices = ", ".join(_a(links.invoice_path(n), escape_text(n)) for n in f.invoices())
         rows.append(
             "<tr>"
             f"<td>{_a(links.flight_map_path(f.flight_id), str(f.flight_id))}</td>"

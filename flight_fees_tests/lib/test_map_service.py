@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from flight_fees.lib.db import transaction
 from flight_fees.lib.db.models import Flight
@@ -197,3 +197,28 @@ def test_totals_keep_decimal_money(stored, home):
     info = read_flight(stored, FLIGHT_ID)
     assert info is not None and info.totals() == {"EUR": Decimal("191.25")}
     assert info.zones() == ["LF", "LS"] and read_flight(stored, 1) is None
+
+
+def test_invoiced_flight_links_its_invoice(stored, home):
+    from flight_fees.lib.db.models import FeeLine, Invoice
+
+    with transaction(stored) as session:
+        customer_id = session.execute(select(FeeLine.customer_id).limit(1)).scalar_one()
+        invoice = Invoice(
+            number="INV-2026-000042",
+            customer_id=customer_id,
+            period_start=DAY,
+            period_end=DAY,
+            issue_date=DAY,
+            due_date=DAY + dt.timedelta(days=30),
+            currency="EUR",
+            total_amount=Decimal("191.25"),
+            line_count=2,
+        )
+        session.add(invoice)
+        session.flush()
+        session.execute(update(FeeLine).values(invoice_id=invoice.id))
+    service = make_service(stored, home)
+    link = '<a href="/invoices/INV-2026-000042.html">INV-2026-000042</a>'
+    assert link in service.flight_map(FLIGHT_ID).html
+    assert link in service.day_index(DAY)
