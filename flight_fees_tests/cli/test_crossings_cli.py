@@ -87,7 +87,9 @@ def test_parquet_epoch_ms_input_to_parquet_output(tmp_path: Path, reference: pd.
     trk = brussels_frankfurt()
     trk.assign(ts=trk["ts"].astype("int64") // 10**6).to_parquet(src)  # epoch milliseconds
     out = tmp_path / "crossings.parquet"
-    result = run(src, "--out", out, "--no-progress", "--noise-m", "92.6", "--gap-threshold-s", "600")
+    result = run(
+        src, "--out", out, "--no-progress", "--noise-m", "92.6", "--gap-threshold-s", "600"
+    )
     assert result.exit_code == 0, result.output
     got = pd.read_parquet(out)
     pd.testing.assert_frame_equal(
