@@ -103,6 +103,18 @@ COMMANDS: dict[str, LazyCommand] = {
         "Attribute conflicts (e.g. two MTOWs for one registration) blocking billing.",
         group=True,
     ),
+    "customers": LazyCommand(
+        "flight_fees.cli.customers",
+        "customers_app",
+        "Customers (operators billed): add, list, show, import a CSV file.",
+        group=True,
+    ),
+    "aircraft": LazyCommand(
+        "flight_fees.cli.aircraft",
+        "aircraft_app",
+        "Aircraft: add, list, import a CSV file (declared MTOW with the day it takes effect).",
+        group=True,
+    ),
 }
 
 

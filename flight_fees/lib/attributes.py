@@ -52,9 +52,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from flight_fees.lib.db.engine import transaction
-from flight_fees.lib.db.models import Aircraft, Customer, FlightConflict
+from flight_fees.lib.db.models import Aircraft, AircraftMtowDeclaration, Customer, FlightConflict
 from flight_fees.lib.plausibility import MAX_MTOW_KG
 from flight_fees.lib.queue import QueueError, parse_flight_id
+from flight_fees.lib.registry import mtow_in_force
 from flight_fees.lib.tracks.base import ATTRIBUTE_COLUMNS
 from flight_fees.lib.values import is_null
 
@@ -421,7 +422,24 @@ def _aircraft_record(row: Any) -> dict[str, Any]:
         "mtow_kg": float(row.mtow_kg) if row.mtow_kg is not None else None,
         "operator": row.code,
         "flags": normalise_value("flags", row.flags),
+        "declarations": (),
     }
+
+
+def flight_dates_of(frame: pd.DataFrame | None) -> dict[int, dt.date]:
+    """The UTC day of each flight of ``frame``: its ``flight_date`` column, else the day of
+    its first ``ts`` (the day the flight departs); empty when neither is there."""
+    if frame is None or frame.empty or "flight_id" not in frame.columns:
+        return {}
+    ids = frame["flight_id"].astype("int64")
+    if "flight_date" in frame.columns:
+        days = pd.Series(frame["flight_date"].to_numpy(), index=ids.to_numpy()).dropna()
+        days = days[~days.index.duplicated()]
+        return {int(k): pd.Timestamp(v).date() for k, v in days.items()}
+    if "ts" in frame.columns:
+        first = pd.to_datetime(frame["ts"], utc=True).groupby(ids.to_numpy()).min().dropna()
+        return {int(k): v.date() for k, v in first.items()}
+    return {}
 
 
 class AircraftTableSource:
@@ -431,6 +449,10 @@ class AircraftTableSource:
     (``customers.code``) and ``flags``. An ``icao24`` shared by several aircraft rows matches
     none (no guessing). Look-ups, including misses, are cached for ``ttl_s`` seconds, so an
     aircraft added meanwhile is seen after at most that long (or after ``cache.clear()``).
+
+    ``mtow_kg`` is the declaration in force on the flight's day (``flight_dates``, table
+    ``aircraft_mtow_declarations``: the latest ``effective_from`` on or before the day; none
+    when every declaration is later), else ``aircraft.mtow_kg`` (no history, or no day).
     """
 
     authoritative = False
@@ -442,9 +464,11 @@ class AircraftTableSource:
         name: str = "aircraft_table",
         cache: TTLCache[tuple[str, str], dict[str, Any] | None] | None = None,
         ttl_s: float = 300.0,
+        flight_dates: Mapping[int, dt.date] | None = None,
     ) -> None:
         self.engine = engine
         self.name = name
+        self.flight_dates = dict(flight_dates or {})
         self.cache: TTLCache[tuple[str, str], dict[str, Any] | None] = (
             cache if cache is not None else TTLCache(ttl_s)
         )
@@ -471,6 +495,22 @@ class AircraftTableSource:
                     key = row.registration if kind == "registration" else row.icao24
                     seen[key] = seen.get(key, 0) + 1
                     loaded[(kind, key)] = _aircraft_record(row) if seen[key] == 1 else None
+            by_registration = {r["registration"]: r for r in loaded.values() if r is not None}
+            regs = list(by_registration)
+            history: dict[str, list[tuple[dt.date, float]]] = {}
+            for start in range(0, len(regs), _CHUNK):
+                for reg, day, mtow in conn.execute(
+                    select(
+                        Aircraft.registration,
+                        AircraftMtowDeclaration.effective_from,
+                        AircraftMtowDeclaration.mtow_kg,
+                    )
+                    .join(Aircraft, Aircraft.id == AircraftMtowDeclaration.aircraft_id)
+                    .where(Aircraft.registration.in_(regs[start : start + _CHUNK]))
+                ):
+                    history.setdefault(reg, []).append((day, float(mtow)))
+            for reg, declared in history.items():
+                by_registration[reg]["declarations"] = tuple(sorted(declared))
         return loaded
 
     def _records(self, kind: str, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
@@ -496,7 +536,11 @@ class AircraftTableSource:
             if record is None and icao is not None:
                 record = by_icao.get(icao)
             if record is not None:
-                rows.append({"flight_id": int(fid), **record})
+                values = {k: v for k, v in record.items() if k != "declarations"}
+                values["mtow_kg"] = mtow_in_force(
+                    record["declarations"], self.flight_dates.get(int(fid)), record["mtow_kg"]
+                )
+                rows.append({"flight_id": int(fid), **values})
         return pd.DataFrame(rows, columns=["flight_id", *_AIRCRAFT_FIELDS])
 
 
@@ -691,10 +735,12 @@ def default_attribute_sources(
     csv_path: str | Path | None = None,
     ttl_s: float = 300.0,
 ) -> list[AttributeSource]:
-    """The standard priority order: manual > aircraft table > CSV (if any) > track rows."""
+    """The standard priority order: manual > aircraft table > CSV (if any) > track rows.
+    The aircraft table gives the MTOW declared for each flight's day (:func:`flight_dates_of`
+    ``tracks``)."""
     sources: list[AttributeSource] = [
         ManualResolutionSource(engine),
-        AircraftTableSource(engine, ttl_s=ttl_s),
+        AircraftTableSource(engine, ttl_s=ttl_s, flight_dates=flight_dates_of(tracks)),
     ]
     if csv_path is not None:
         sources.append(CsvAttributeSource(csv_path, ttl_s=ttl_s))

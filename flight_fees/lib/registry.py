@@ -1,19 +1,36 @@
-"""Customers and aircraft: idempotent loading from DataFrames (CSV files, the demo)."""
+"""Customers and aircraft: idempotent loading from DataFrames (the demo), the administration
+CSV imports (every bad value reported with its line and field, one transaction per file), the
+history of declared MTOWs with the day each takes effect, and the audit of every change."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import getpass
+import json
 import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from flight_fees.lib.db.engine import transaction
-from flight_fees.lib.db.models import Aircraft, Customer
-from flight_fees.lib.money import InvalidAmount, to_decimal
+from flight_fees.lib.db.models import (
+    BILLING_FREQUENCIES,
+    Aircraft,
+    AircraftMtowDeclaration,
+    AuditEntry,
+    Customer,
+)
+from flight_fees.lib.money import InvalidAmount, InvalidCurrency, normalize_currency, to_decimal
 from flight_fees.lib.plausibility import MAX_MTOW_KG
 
 CUSTOMER_COLUMNS = (
@@ -120,3 +137,711 @@ def load_aircraft(engine: Engine, frame: pd.DataFrame) -> int:
                 }
             )
         return _upsert(session, Aircraft, rows, "registration")
+
+
+# -- administration: CSV imports, add / list / show, MTOW history, audit ---------------------
+
+#: the ``effective_from`` of a declaration in force since always (migration 0003's backfill)
+SINCE_ALWAYS: Final = dt.date(1, 1, 1)
+WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+CUSTOMER_CSV_HEADER: Final = (
+    "code",
+    "name",
+    "address",
+    "tax_id",
+    "billing_frequency",
+    "week_end_day",
+    "billing_currency",
+    "payment_terms_days",
+)
+AIRCRAFT_CSV_HEADER: Final = (
+    "registration",
+    "icao24",
+    "aircraft_type",
+    "mtow_kg",
+    "effective_from",
+    "operator",
+)
+#: longest payment terms accepted (days)
+MAX_PAYMENT_TERMS_DAYS: Final = 365
+_REGISTRATION_RE: Final = re.compile(r"^[A-Z0-9-]{2,10}$")
+_ICAO24_RE: Final = re.compile(r"^[0-9a-f]{6}$")
+_ICAO_TYPE_RE: Final = re.compile(r"^[A-Z0-9]{2,4}$")
+_CUSTOMER_DEFAULTS: Final = {
+    "billing_frequency": "monthly",
+    "week_end_weekday": 6,
+    "billing_currency": "EUR",
+    "payment_terms_days": 30,
+}
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A bad value of an import file: its line (1 = header), field and why."""
+
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}"
+
+
+class ImportRejected(RegistryError):
+    """A file with bad rows: nothing of it was applied."""
+
+    def __init__(self, source: str, errors: Sequence[RowError]) -> None:
+        self.source = source
+        self.errors = list(errors)
+        super().__init__(
+            f"{source}: {len(self.errors)} bad value(s), nothing imported "
+            "(fix them, or import the valid rows with --skip-invalid)"
+        )
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """One customer as entered (CSV row or ``customers add``); None = not given."""
+
+    code: str
+    name: str
+    address: str | None = None
+    tax_id: str | None = None
+    billing_frequency: str | None = None
+    week_end_weekday: int | None = None
+    billing_currency: str | None = None
+    payment_terms_days: int | None = None
+
+
+@dataclass(frozen=True)
+class AircraftRecord:
+    """One aircraft as entered; ``mtow_kg`` is declared from ``effective_from`` (None = since
+    always); None elsewhere = not given (the stored value stays)."""
+
+    registration: str
+    icao24: str | None = None
+    aircraft_type: str | None = None
+    mtow_kg: Decimal | None = None
+    effective_from: dt.date | None = None
+    operator: str | None = None
+
+
+@dataclass
+class ImportResult:
+    """What an import (or an add) changed; ``errors`` are the rows skipped."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    declarations: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _text_or_none(value: str | None) -> str | None:
+    text = (value or "").strip()
+    return text or None
+
+
+def parse_customer(
+    values: Mapping[str, str | None], line: int = 0
+) -> tuple[CustomerRecord | None, list[RowError]]:
+    """A :class:`CustomerRecord` from text fields (CSV names, see :data:`CUSTOMER_CSV_HEADER`),
+    or the errors of every bad field."""
+    errors: list[RowError] = []
+
+    def bad(name: str, message: str) -> None:
+        errors.append(RowError(line, name, message))
+
+    code = _text_or_none(values.get("code"))
+    if code is None:
+        bad("code", "is required")
+    elif len(code) > 40 or any(c.isspace() for c in code):
+        bad("code", f"{code!r} must be at most 40 characters without blanks")
+    name = _text_or_none(values.get("name"))
+    if name is None:
+        bad("name", "is required")
+    elif len(name) > 200:
+        bad("name", "must be at most 200 characters")
+    tax_id = _text_or_none(values.get("tax_id"))
+    if tax_id is not None and len(tax_id) > 40:
+        bad("tax_id", "must be at most 40 characters")
+    frequency = _text_or_none(values.get("billing_frequency"))
+    if frequency is not None:
+        frequency = frequency.lower()
+        if frequency not in BILLING_FREQUENCIES:
+            bad(
+                "billing_frequency", f"{frequency!r} is not one of {', '.join(BILLING_FREQUENCIES)}"
+            )
+    weekday_text = _text_or_none(values.get("week_end_day"))
+    weekday = None
+    if weekday_text is not None:
+        if weekday_text.lower() in WEEKDAYS:
+            weekday = WEEKDAYS.index(weekday_text.lower())
+        else:
+            bad("week_end_day", f"{weekday_text!r} is not a day name (monday..sunday)")
+    currency = _text_or_none(values.get("billing_currency"))
+    if currency is not None:
+        try:
+            currency = normalize_currency(currency)
+        except InvalidCurrency:
+            bad("billing_currency", f"{currency!r} is not a 3-letter currency code")
+    terms_text = _text_or_none(values.get("payment_terms_days"))
+    terms = None
+    if terms_text is not None:
+        try:
+            terms = int(terms_text)
+        except ValueError:
+            bad("payment_terms_days", f"{terms_text!r} is not a whole number of days")
+        else:
+            if not 0 <= terms <= MAX_PAYMENT_TERMS_DAYS:
+                bad("payment_terms_days", f"{terms} must be 0 to {MAX_PAYMENT_TERMS_DAYS}")
+    if errors:
+        return None, errors
+    assert code is not None and name is not None
+    return (
+        CustomerRecord(
+            code=code,
+            name=name,
+            address=_text_or_none(values.get("address")),
+            tax_id=tax_id,
+            billing_frequency=frequency,
+            week_end_weekday=weekday,
+            billing_currency=currency,
+            payment_terms_days=terms,
+        ),
+        [],
+    )
+
+
+def parse_aircraft(
+    values: Mapping[str, str | None], line: int = 0
+) -> tuple[AircraftRecord | None, list[RowError]]:
+    """An :class:`AircraftRecord` from text fields (see :data:`AIRCRAFT_CSV_HEADER`), or the
+    errors of every bad field; the MTOW must be plausible (:data:`MAX_MTOW_KG`)."""
+    errors: list[RowError] = []
+
+    def bad(name: str, message: str) -> None:
+        errors.append(RowError(line, name, message))
+
+    registration = _text_or_none(values.get("registration"))
+    if registration is None:
+        bad("registration", "is required")
+    else:
+        registration = registration.upper()
+        if not _REGISTRATION_RE.match(registration):
+            bad("registration", f"{registration!r} must be 2-10 letters, digits or '-'")
+    icao24 = _text_or_none(values.get("icao24"))
+    if icao24 is not None:
+        icao24 = icao24.lower()
+        if not _ICAO24_RE.match(icao24):
+            bad("icao24", f"{icao24!r} must be 6 hexadecimal digits")
+    icao_type = _text_or_none(values.get("aircraft_type"))
+    if icao_type is not None:
+        icao_type = icao_type.upper()
+        if not _ICAO_TYPE_RE.match(icao_type):
+            bad("aircraft_type", f"{icao_type!r} must be an ICAO type designator (2-4 characters)")
+    mtow_text = _text_or_none(values.get("mtow_kg"))
+    mtow = None
+    if mtow_text is not None:
+        try:
+            mtow = to_decimal(mtow_text, what="mtow_kg")
+        except InvalidAmount:
+            bad("mtow_kg", f"{mtow_text!r} is not a number")
+        else:
+            if not 0 < mtow <= MAX_MTOW_KG:
+                bad(
+                    "mtow_kg",
+                    f"{mtow_text} kg is implausible "
+                    f"(must be above 0 and at most {MAX_MTOW_KG:,} kg)",
+                )
+    day_text = _text_or_none(values.get("effective_from"))
+    day = None
+    if day_text is not None:
+        try:
+            day = dt.date.fromisoformat(day_text)
+        except ValueError:
+            bad("effective_from", f"{day_text!r} is not a UTC day (YYYY-MM-DD)")
+        else:
+            if mtow_text is None:
+                bad("effective_from", "given without mtow_kg")
+    if errors:
+        return None, errors
+    assert registration is not None
+    return (
+        AircraftRecord(
+            registration=registration,
+            icao24=icao24,
+            aircraft_type=icao_type,
+            mtow_kg=mtow,
+            effective_from=day,
+            operator=_text_or_none(values.get("operator")),
+        ),
+        [],
+    )
+
+
+def read_import_csv(path: str | Path, header: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """``(line, {column: text})`` of every data row of ``path``, whose header must hold
+    exactly the columns ``header`` (any order, case-blind); :class:`ImportRejected` otherwise."""
+    source = str(path)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as exc:
+        raise ImportRejected(
+            source, [RowError(0, "file", f"not UTF-8 text ({exc.reason})")]
+        ) from None
+    except OSError as exc:
+        raise RegistryError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except csv.Error as exc:
+        raise ImportRejected(source, [RowError(0, "file", f"not a CSV file: {exc}")]) from None
+    if not rows:
+        raise ImportRejected(
+            source, [RowError(1, "header", f"empty file; expected {','.join(header)}")]
+        )
+    names = [cell.strip().lower() for cell in rows[0]]
+    if sorted(names) != sorted(header):
+        missing = [c for c in header if c not in names]
+        extra = [c for c in names if c not in header]
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unexpected {', '.join(repr(e) for e in extra)}" if extra else "",
+                "duplicate column" if not missing and not extra else "",
+            )
+            if part
+        )
+        raise ImportRejected(
+            source, [RowError(1, "header", f"must be exactly {','.join(header)} ({detail})")]
+        )
+    out: list[tuple[int, dict[str, str]]] = []
+    for line, cells in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(names):
+            raise_or = RowError(line, "row", f"has {len(cells)} field(s), the header {len(names)}")
+            out.append((line, {"__error__": str(raise_or.message)}))
+            continue
+        out.append((line, dict(zip(names, cells, strict=True))))
+    return out
+
+
+def default_actor() -> str:
+    """Who makes a change: ``FLIGHT_FEES_ACTOR``, else the login name."""
+    actor = os.environ.get("FLIGHT_FEES_ACTOR", "").strip()
+    if actor:
+        return actor[:120]
+    try:
+        return getpass.getuser()[:120]
+    except Exception:  # no login name (containers)
+        return "unknown"
+
+
+def audit(
+    session: Session, actor: str, action: str, entity: str, key: str, details: Mapping[str, Any]
+) -> None:
+    """Record one change in ``audit_log`` (in the caller's transaction)."""
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_key=key[:200],
+            details=json.dumps(details, default=str, sort_keys=True),
+        )
+    )
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:
+    return {k: [old.get(k), v] for k, v in new.items() if v is not None and old.get(k) != v}
+
+
+def _apply_customers(
+    session: Session, records: Sequence[CustomerRecord], actor: str, result: ImportResult
+) -> None:
+    codes = [r.code for r in records]
+    existing = {
+        c.code: c for c in session.scalars(select(Customer).where(Customer.code.in_(codes)))
+    }
+    for record in records:
+        values = {
+            "name": record.name,
+            "address": record.address,
+            "tax_id": record.tax_id,
+            "billing_frequency": record.billing_frequency,
+            "week_end_weekday": record.week_end_weekday,
+            "billing_currency": record.billing_currency,
+            "payment_terms_days": record.payment_terms_days,
+        }
+        row = existing.get(record.code)
+        if row is None:
+            full = {**_CUSTOMER_DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
+            row = Customer(code=record.code, **full)
+            session.add(row)
+            existing[record.code] = row
+            audit(session, actor, "create", "customer", record.code, full)
+            result.created += 1
+            continue
+        changed = _changes({k: getattr(row, k) for k in values}, values)
+        if not changed:
+            result.unchanged += 1
+            continue
+        for name, (_old, new) in changed.items():
+            setattr(row, name, new)
+        audit(session, actor, "update", "customer", record.code, changed)
+        result.updated += 1
+    session.flush()
+
+
+def _declarations(session: Session, aircraft_id: int) -> dict[dt.date, AircraftMtowDeclaration]:
+    return {
+        d.effective_from: d
+        for d in session.scalars(
+            select(AircraftMtowDeclaration).where(
+                AircraftMtowDeclaration.aircraft_id == aircraft_id
+            )
+        )
+    }
+
+
+def _declare(session: Session, aircraft: Aircraft, day: dt.date, mtow: Decimal, actor: str) -> bool:
+    """Record ``mtow`` in force from ``day`` (an existing declaration of that day is replaced);
+    ``aircraft.mtow_kg`` follows the latest declaration. False when nothing changed."""
+    declared = _declarations(session, aircraft.id)
+    if not declared and aircraft.mtow_kg is not None and day != SINCE_ALWAYS:
+        # an MTOW written before the history existed stays in force before the new one
+        declared[SINCE_ALWAYS] = AircraftMtowDeclaration(
+            aircraft_id=aircraft.id, effective_from=SINCE_ALWAYS, mtow_kg=aircraft.mtow_kg,
+            recorded_by=actor,
+        )  # fmt: skip
+        session.add(declared[SINCE_ALWAYS])
+    current = declared.get(day)
+    if current is not None and current.mtow_kg == mtow:
+        return False
+    old = current.mtow_kg if current is not None else None
+    if current is None:
+        current = AircraftMtowDeclaration(
+            aircraft_id=aircraft.id, effective_from=day, mtow_kg=mtow, recorded_by=actor
+        )
+        session.add(current)
+        declared[day] = current
+    else:
+        current.mtow_kg = mtow
+        current.recorded_by = actor
+    aircraft.mtow_kg = declared[max(declared)].mtow_kg
+    audit(
+        session, actor, "declare_mtow", "aircraft", aircraft.registration,
+        {"effective_from": day if day != SINCE_ALWAYS else "always", "mtow_kg": [old, mtow]},
+    )  # fmt: skip
+    return True
+
+
+def _apply_aircraft(
+    session: Session, records: Sequence[AircraftRecord], actor: str, result: ImportResult
+) -> None:
+    customers = dict(session.execute(select(Customer.code, Customer.id)).tuples().all())
+    regs = sorted({r.registration for r in records})
+    existing = {
+        a.registration: a
+        for a in session.scalars(select(Aircraft).where(Aircraft.registration.in_(regs)))
+    }
+    touched: dict[str, str] = {}  # registration -> created / updated / unchanged
+    for record in records:
+        values = {
+            "icao24": record.icao24,
+            "icao_type": record.aircraft_type,
+            "customer_id": customers[record.operator] if record.operator else None,
+        }
+        row = existing.get(record.registration)
+        if row is None:
+            row = Aircraft(registration=record.registration, **values)
+            session.add(row)
+            session.flush()
+            existing[record.registration] = row
+            audit(
+                session, actor, "create", "aircraft", record.registration,
+                {"icao24": record.icao24, "icao_type": record.aircraft_type,
+                 "operator": record.operator},
+            )  # fmt: skip
+            touched[record.registration] = "created"
+        else:
+            changed = _changes({k: getattr(row, k) for k in values}, values)
+            if changed:
+                for name, (_old, new) in changed.items():
+                    setattr(row, name, new)
+                if "customer_id" in changed:
+                    ids = {v: k for k, v in customers.items()}
+                    changed["operator"] = [ids.get(changed["customer_id"][0]), record.operator]
+                    del changed["customer_id"]
+                audit(session, actor, "update", "aircraft", record.registration, changed)
+                touched[record.registration] = "updated"
+            else:
+                touched.setdefault(record.registration, "unchanged")
+        day = record.effective_from or SINCE_ALWAYS
+        if record.mtow_kg is not None and _declare(session, row, day, record.mtow_kg, actor):
+            result.declarations += 1
+            if touched[record.registration] == "unchanged":
+                touched[record.registration] = "updated"
+        session.flush()
+    for state in touched.values():
+        setattr(result, state, getattr(result, state) + 1)
+
+
+def _check_customer_rows(
+    rows: list[tuple[int, dict[str, str]]],
+) -> tuple[list[CustomerRecord], list[RowError]]:
+    records: list[CustomerRecord] = []
+    errors: list[RowError] = []
+    first: dict[str, int] = {}
+    for line, values in rows:
+        if "__error__" in values:
+            errors.append(RowError(line, "row", values["__error__"]))
+            continue
+        record, bad = parse_customer(values, line)
+        if record is not None and record.code in first:
+            bad = [RowError(line, "code", f"{record.code!r} repeats line {first[record.code]}")]
+        errors += bad
+        if record is not None and not bad:
+            first[record.code] = line
+            records.append(record)
+    return records, errors
+
+
+def _check_aircraft_rows(
+    session: Session, rows: list[tuple[int, dict[str, str]]]
+) -> tuple[list[AircraftRecord], list[RowError]]:
+    customers = set(session.execute(select(Customer.code)).scalars())
+    records: list[AircraftRecord] = []
+    errors: list[RowError] = []
+    seen: dict[tuple[str, dt.date | None], int] = {}
+    attributes: dict[str, dict[str, tuple[str, int]]] = {}
+    for line, values in rows:
+        if "__error__" in values:
+            errors.append(RowError(line, "row", values["__error__"]))
+            continue
+        record, bad = parse_aircraft(values, line)
+        if record is not None:
+            if record.operator is not None and record.operator not in customers:
+                bad.append(
+                    RowError(
+                        line,
+                        "operator",
+                        f"{record.operator!r} is not a customer code (import the customers first)",
+                    )
+                )
+            key = (record.registration, record.effective_from)
+            if record.mtow_kg is not None and key in seen:
+                bad.append(
+                    RowError(
+                        line,
+                        "effective_from",
+                        f"a second MTOW for {record.registration} from the same day "
+                        f"(line {seen[key]})",
+                    )
+                )
+            known = attributes.setdefault(record.registration, {})
+            for name in ("icao24", "aircraft_type", "operator"):
+                value = getattr(record, name)
+                if value is None:
+                    continue
+                if name in known and known[name][0] != value:
+                    bad.append(
+                        RowError(
+                            line,
+                            name,
+                            f"{value!r} contradicts {known[name][0]!r} of line "
+                            f"{known[name][1]} for {record.registration}",
+                        )
+                    )
+        errors += bad
+        if record is not None and not bad:
+            if record.mtow_kg is not None:
+                seen[(record.registration, record.effective_from)] = line
+            for name in ("icao24", "aircraft_type", "operator"):
+                value = getattr(record, name)
+                if value is not None:
+                    attributes[record.registration].setdefault(name, (value, line))
+            records.append(record)
+    return records, errors
+
+
+def import_customers(
+    engine: Engine, path: str | Path, *, actor: str, skip_invalid: bool = False
+) -> ImportResult:
+    """Create or update the customers of a CSV file (header :data:`CUSTOMER_CSV_HEADER`) in
+    one transaction. Every bad value is reported (:class:`ImportRejected`, nothing applied)
+    unless ``skip_invalid``: then the valid rows are applied and the bad ones returned."""
+    rows = read_import_csv(path, CUSTOMER_CSV_HEADER)
+    records, errors = _check_customer_rows(rows)
+    if errors and not skip_invalid:
+        raise ImportRejected(str(path), errors)
+    result = ImportResult(errors=errors)
+    with transaction(engine) as session:
+        _apply_customers(session, records, actor, result)
+    return result
+
+
+def import_aircraft(
+    engine: Engine, path: str | Path, *, actor: str, skip_invalid: bool = False
+) -> ImportResult:
+    """Create or update the aircraft of a CSV file (header :data:`AIRCRAFT_CSV_HEADER`) and
+    record their MTOW declarations, in one transaction; errors as :func:`import_customers`."""
+    rows = read_import_csv(path, AIRCRAFT_CSV_HEADER)
+    with transaction(engine) as session:
+        records, errors = _check_aircraft_rows(session, rows)
+        if errors and not skip_invalid:
+            raise ImportRejected(str(path), errors)
+        result = ImportResult(errors=errors)
+        _apply_aircraft(session, records, actor, result)
+    return result
+
+
+def add_customer(engine: Engine, values: Mapping[str, str | None], *, actor: str) -> ImportResult:
+    """Create or update one customer from text fields (as a CSV row)."""
+    records, errors = _check_customer_rows([(0, dict(values))])  # type: ignore[arg-type]
+    if errors:
+        raise RegistryError("; ".join(f"{e.field}: {e.message}" for e in errors))
+    result = ImportResult()
+    with transaction(engine) as session:
+        _apply_customers(session, records, actor, result)
+    return result
+
+
+def add_aircraft(engine: Engine, values: Mapping[str, str | None], *, actor: str) -> ImportResult:
+    """Create or update one aircraft (and declare its MTOW) from text fields (as a CSV row)."""
+    with transaction(engine) as session:
+        records, errors = _check_aircraft_rows(session, [(0, dict(values))])  # type: ignore[arg-type]
+        if errors:
+            raise RegistryError("; ".join(f"{e.field}: {e.message}" for e in errors))
+        result = ImportResult()
+        _apply_aircraft(session, records, actor, result)
+    return result
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    code: str
+    name: str
+    address: str | None
+    tax_id: str | None
+    billing_frequency: str
+    week_end_day: str
+    billing_currency: str
+    payment_terms_days: int
+    aircraft: int
+
+
+@dataclass(frozen=True)
+class MtowDeclarationView:
+    effective_from: dt.date | None  # None = since always
+    mtow_kg: Decimal
+    recorded_by: str | None
+
+
+@dataclass(frozen=True)
+class AircraftView:
+    registration: str
+    icao24: str | None
+    aircraft_type: str | None
+    mtow_kg: Decimal | None
+    operator: str | None
+    declarations: tuple[MtowDeclarationView, ...]
+
+
+def _customer_view(row: Any, aircraft: int) -> CustomerView:
+    return CustomerView(
+        row.code, row.name, row.address, row.tax_id, row.billing_frequency,
+        WEEKDAYS[row.week_end_weekday], row.billing_currency, row.payment_terms_days, aircraft,
+    )  # fmt: skip
+
+
+def list_customers(engine: Engine) -> list[CustomerView]:
+    """Every customer, by code, with its number of aircraft."""
+    counts = (
+        select(Aircraft.customer_id, func.count().label("n"))
+        .group_by(Aircraft.customer_id)
+        .subquery()
+    )
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Customer, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.customer_id == Customer.id)
+            .order_by(Customer.code)
+        ).all()
+        return [_customer_view(c, n) for c, n in rows]
+
+
+def list_aircraft(
+    engine: Engine, *, operator: str | None = None, registration: str | None = None
+) -> list[AircraftView]:
+    """Aircraft (of one operator / one registration) by registration, with their MTOW
+    declarations oldest first."""
+    stmt = (
+        select(Aircraft, Customer.code)
+        .outerjoin(Customer, Customer.id == Aircraft.customer_id)
+        .order_by(Aircraft.registration)
+    )
+    if operator is not None:
+        stmt = stmt.where(Customer.code == operator)
+    if registration is not None:
+        stmt = stmt.where(Aircraft.registration == registration.strip().upper())
+    with Session(engine) as session:
+        rows = session.execute(stmt).all()
+        history: dict[int, list[MtowDeclarationView]] = {}
+        ids = [a.id for a, _ in rows]
+        for start in range(0, len(ids), 1000):
+            for d in session.scalars(
+                select(AircraftMtowDeclaration)
+                .where(AircraftMtowDeclaration.aircraft_id.in_(ids[start : start + 1000]))
+                .order_by(AircraftMtowDeclaration.effective_from)
+            ):
+                history.setdefault(d.aircraft_id, []).append(
+                    MtowDeclarationView(
+                        None if d.effective_from == SINCE_ALWAYS else d.effective_from,
+                        d.mtow_kg,
+                        d.recorded_by,
+                    )
+                )
+        return [
+            AircraftView(
+                a.registration, a.icao24, a.icao_type, a.mtow_kg, code, tuple(history.get(a.id, ()))
+            )
+            for a, code in rows
+        ]
+
+
+def customer_detail(engine: Engine, code: str) -> tuple[CustomerView, list[AircraftView]]:
+    """One customer and its aircraft (:class:`RegistryError` if unknown)."""
+    found = [c for c in list_customers(engine) if c.code == code.strip()]
+    if not found:
+        raise RegistryError(f"no customer with code {code.strip()!r}")
+    return found[0], list_aircraft(engine, operator=found[0].code)
+
+
+def mtow_in_force(
+    declarations: Sequence[tuple[dt.date, Decimal]], day: dt.date | None, fallback: Decimal | None
+) -> Decimal | None:
+    """The MTOW declared for ``day``: the declaration with the latest ``effective_from`` on or
+    before it; ``fallback`` (the aircraft's current MTOW) when there is no history or no day;
+    None when every declaration takes effect after ``day``."""
+    if not declarations or day is None:
+        return fallback
+    best: tuple[dt.date, Decimal] | None = None
+    for effective, mtow in declarations:
+        if effective <= day and (best is None or effective > best[0]):
+            best = (effective, mtow)
+    return best[1] if best else None
+
+
+def audit_entries(
+    engine: Engine, *, entity: str | None = None, key: str | None = None, limit: int = 100
+) -> list[AuditEntry]:
+    """The latest ``limit`` audit entries (of one entity / key), newest first."""
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if entity is not None:
+        stmt = stmt.where(AuditEntry.entity == entity)
+    if key is not None:
+        stmt = stmt.where(AuditEntry.entity_key == key)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.scalars(stmt))

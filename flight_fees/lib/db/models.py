@@ -183,6 +183,7 @@ EXACT_COLUMNS: tuple[tuple[str, str, str | None, str], ...] = (
     ("fee_lines", "billing_amount", "billing_amount >= 0", "billing_amount_non_negative"),
     ("invoices", "total_amount", "total_amount >= 0", "total_non_negative"),
     ("credit_notes", "amount", "amount >= 0", "amount_non_negative"),
+    ("aircraft_mtow_declarations", "mtow_kg", "mtow_kg > 0", "mtow_positive"),
 )
 
 
@@ -264,6 +265,8 @@ class Customer(TimestampMixin, Base):
     payment_terms_days: Mapped[int] = mapped_column(Integer, nullable=False, default=30)
     email: Mapped[str | None] = mapped_column(String(320))
     address: Mapped[str | None] = mapped_column(Text)
+    #: VAT / tax identification number (migration 0003)
+    tax_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class Aircraft(TimestampMixin, Base):
@@ -509,3 +512,46 @@ class CircuitBreakerState(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+
+
+class AircraftMtowDeclaration(Base):
+    """One declared MTOW of an aircraft, in force from ``effective_from`` (a UTC day) until the
+    next declaration of the same aircraft (migration 0003). A flight is charged on the
+    declaration in force on its day; ``aircraft.mtow_kg`` mirrors the latest declaration."""
+
+    __tablename__ = "aircraft_mtow_declarations"
+    __table_args__ = (
+        UniqueConstraint("aircraft_id", "effective_from"),
+        *_exact_checks("aircraft_mtow_declarations"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    aircraft_id: Mapped[int] = mapped_column(
+        ForeignKey("aircraft.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    effective_from: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    mtow_kg: Mapped[Decimal] = mapped_column(ExactDecimal(10, 1), nullable=False)
+    recorded_by: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+class AuditEntry(Base):
+    """Who changed what and when in the reference data (customers, aircraft, MTOW, rates)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    actor: Mapped[str] = mapped_column(String(120), nullable=False)
+    #: ``create``, ``update``, ``declare_mtow``, ``import``
+    action: Mapped[str] = mapped_column(String(40), nullable=False)
+    #: ``customer``, ``aircraft``, ``unit_rates``, ``fx_rates``
+    entity: Mapped[str] = mapped_column(String(40), nullable=False)
+    entity_key: Mapped[str] = mapped_column(String(200), nullable=False)
+    #: JSON object of the change: {field: [old, new]} or the values written
+    details: Mapped[str | None] = mapped_column(Text)
