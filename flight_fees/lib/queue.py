@@ -364,10 +364,8 @@ class FlightQueue:
         (status and back-off computed in SQL from its attempt count); counts per new status."""
         retryable = category in RETRYABLE_CATEGORIES
         held = and_(Q.claimed_by == worker[:200], Q.status == "processing")
-        counts = dict(
-            session.execute(select(Q.attempts, func.count()).where(held).group_by(Q.attempts)).all()
-        )
-        if not counts:
+        top = session.execute(select(func.max(Q.attempts)).where(held)).scalar()
+        if top is None:
             return {}
         new_attempts = Q.attempts + 1
         if retryable:
@@ -375,16 +373,18 @@ class FlightQueue:
             # back-off after the n-th attempt: retry_backoff_s * 2 ** (n - 1), as in fail()
             waits = {
                 k: now + dt.timedelta(seconds=self.retry_backoff_s * 2**k)
-                for k in range(max(self.max_attempts, max(counts) + 1))
+                for k in range(max(self.max_attempts, int(top) + 1))
             }
             next_at = case(
                 (new_attempts >= self.max_attempts, None),
-                else_=case({k: v for k, v in waits.items()}, value=Q.attempts),
+                else_=case(waits, value=Q.attempts),
             )
         else:
             status = case((new_attempts >= self.max_attempts, "dead"), else_="failed")
             next_at = None
-        session.execute(
+        # the statement re-checks the holder row by row (a concurrent settlement of the same
+        # run waits for this one, then finds nothing): count what it really changed
+        changed = session.execute(
             update(Q)
             .where(held)
             .values(
@@ -397,16 +397,12 @@ class FlightQueue:
                 claimed_at=None,
                 updated_at=now,
             )
+            .returning(Q.status)
             .execution_options(synchronize_session=False)
-        )
+        ).all()
         result: dict[str, int] = {}
-        for attempts, n in counts.items():
-            key = (
-                "dead"
-                if attempts + 1 >= self.max_attempts
-                else ("queued" if retryable else "failed")
-            )
-            result[key] = result.get(key, 0) + int(n)
+        for (new_status,) in changed:
+            result[new_status] = result.get(new_status, 0) + 1
         return result
 
     @staticmethod

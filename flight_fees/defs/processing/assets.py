@@ -60,6 +60,15 @@ def _mark_failures(
     statuses = record_flight_failures(
         billing.engine(), billing.queue(), failures, batch_id=context.run.run_id
     )
+    _log_failures(context, failures, statuses, stage)
+
+
+def _log_failures(
+    context: dg.AssetExecutionContext,
+    failures: dict[int, tuple[str, str]],
+    statuses: dict[int, str],
+    stage: str,
+) -> None:
     for fid, (category, message) in sorted(failures.items())[:20]:
         context.log.warning(
             "[INGESTION] %s: flight %s failed (%s): %s -> %s",
@@ -89,6 +98,7 @@ def flight_tracks(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
+    from flight_fees.lib.billing import settle_track_failures
     from flight_fees.lib.pipeline import stream_tracks
 
     day = partition_day(context)
@@ -138,22 +148,22 @@ def flight_tracks(
         min_points=settings.min_points,
     )
     failures = fetched.failures
+    # the breaker learns whether the source itself failed; whole-source faults (outage,
+    # timeout, partial result) hand the flights back without an attempt, data faults count one
+    settlement = settle_track_failures(
+        billing.engine(),
+        queue,
+        breaker,
+        failures,
+        source_error=fetched.source_error,
+        delivered=fetched.flights_with_tracks,
+        batch_id=context.run.run_id,
+    )
+    _log_failures(context, failures, settlement.statuses, "flight_tracks")
     unavailable = {f for f, (cat, _) in failures.items() if cat == "source_unavailable"}
-    source_down = fetched.source_error is not None or (
-        bool(unavailable) and fetched.flights_with_tracks == 0
-    )
-    whole_source = fetched.source_error is not None and fetched.source_error[0] in (
-        "source_unavailable",
-        "timeout",
-    )
-    if whole_source or unavailable:  # the breaker counts outages, not bad flights
-        reason = fetched.source_error or failures[min(unavailable)]
-        breaker.record_failure(f"{reason[0]}: {reason[1]}")
-    else:
-        breaker.record_success()
-    # source_unavailable flights go back to the queue without losing an attempt
-    _mark_failures(context, billing, failures, "flight_tracks")
-    if source_down:
+    if fetched.source_error is not None or (unavailable and fetched.flights_with_tracks == 0):
+        # the source is down: fail the run loudly (partial answers and timeouts of some
+        # queries were settled above and the run goes on with what was delivered)
         category, message = fetched.source_error or failures[min(unavailable)]
         raise dg.Failure(
             description=f"[INGESTION] track source {source.name!r} failed ({category}): "
