@@ -49,7 +49,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import quote
 
 import jinja2
 from sqlalchemy import Engine, update
@@ -72,7 +71,7 @@ from flight_fees.lib.invoicing import (
 )
 from flight_fees.lib.issuer import SAMPLE_ISSUER_PATH, Issuer, load_issuer
 from flight_fees.lib.money import format_money
-from flight_fees.lib.settings import home_dir, paths
+from flight_fees.lib.settings import paths
 
 __all__ = [
     "DOCUMENT_FORMATS",
@@ -85,7 +84,6 @@ __all__ = [
     "html_to_pdf",
     "invoice_document",
     "line_figures",
-    "map_href",
     "no_charge_text",
     "render_credit_note_html",
     "render_invoice_html",
@@ -420,31 +418,6 @@ def _zone_totals(detail: InvoiceDetail, names: Mapping[str, str]) -> list[ZoneTo
 # -- rendering -------------------------------------------------------------------------------
 
 
-def map_href(
-    map_path: str | None, *, document_dir: Path | None = None, home: Path | None = None
-) -> str | None:
-    """The link from an invoice document to a flight map stored at ``map_path``.
-
-    With ``document_dir`` the link is relative to it (a relative ``map_path`` is taken
-    relative to the flight_fees home, ``home`` or :func:`home_dir`); without it the stored
-    path is used as is. The result is percent-encoded (``:`` included), so it is always a
-    relative or absolute *path* reference, never a URL with a scheme.
-    """
-    if not map_path or not map_path.strip():
-        return None
-    path = Path(map_path.strip())
-    if document_dir is None:
-        target = path.as_posix()
-    else:
-        if not path.is_absolute():
-            path = (home or home_dir()) / path
-        try:
-            target = Path(os.path.relpath(path, document_dir)).as_posix()
-        except ValueError:  # another drive (Windows): keep the absolute path
-            target = path.as_posix()
-    return quote(target, safe="/")
-
-
 def _issuer_file(issuer: Issuer) -> str:
     if Path(issuer.source) == SAMPLE_ISSUER_PATH:
         return "flight_fees/data/issuer_sample.yaml"
@@ -462,19 +435,20 @@ def render_invoice_html(
 ) -> str:
     """The HTML document of an invoice.
 
-    Map links: ``<map_base_url>/maps/flight/<id>`` when given (the document server), else the
-    stored map path (see :func:`map_href` for ``document_dir``/``home``). ``issuer`` defaults
-    to :func:`load_issuer`, ``zone_names`` to :func:`default_zone_names`. A VOID invoice gets
-    a VOID watermark and a notice with its credit note.
+    Map links: ``<map_base_url>/maps/flight/<id>``, the base defaulting to the document
+    server's public URL (``FLIGHT_FEES_PUBLIC_URL``; maps are rendered on demand). ``issuer``
+    defaults to :func:`load_issuer`, ``zone_names`` to :func:`default_zone_names`. A VOID
+    invoice gets a VOID watermark and a notice with its credit note.
     """
     issuer = issuer or load_issuer()
     names = default_zone_names() if zone_names is None else zone_names
     flights = []
+    from flight_fees.lib.links import public_url
+
+    base = (map_base_url or public_url()).rstrip("/")
     for group in detail.flights:
-        if map_base_url and group.map_path:
-            href: str | None = f"{map_base_url.rstrip('/')}/maps/flight/{int(group.flight_id)}"
-        else:
-            href = map_href(group.map_path, document_dir=document_dir, home=home)
+        # maps are rendered on demand by the document server (flight-fees serve)
+        href: str | None = f"{base}/maps/flight/{int(group.flight_id)}"
         flights.append(
             {
                 **vars(group),

@@ -3,7 +3,6 @@ from __future__ import annotations
 import datetime as dt
 import html as html_lib
 import http.server
-import os
 import re
 import threading
 from decimal import Decimal
@@ -20,7 +19,6 @@ from flight_fees.lib.documents import (
     html_to_pdf,
     invoice_document,
     line_figures,
-    map_href,
     no_charge_text,
     render_credit_note_html,
     render_invoice_html,
@@ -166,9 +164,12 @@ def test_document_content(engine):
         "Please pay 1,203.45 EUR by 2026-03-02",
     ):
         assert expected in text, expected
-    # the map link is relative to the document's directory, and not printed
-    assert '<span class="no-print">· <a href="../maps/2026-01-04/1.html" class="map-link">' in html
-    assert html.count('class="map-link"') == 1  # flight 2 has no map
+    # every flight links its map on the document server (rendered on demand), not printed
+    assert (
+        f'<span class="no-print">· <a href="http://127.0.0.1:8090/maps/flight/{f1}" '
+        'class="map-link">'
+    ) in html
+    assert html.count('class="map-link"') == 2
     assert "watermark" not in html.split("</style>")[1]
     assert "@media print" in html and "size: A4 landscape" in html
     # the document server's links
@@ -289,16 +290,6 @@ def test_exempt_and_zero_lines_show_only_their_reason(engine):
     assert no_charge_text("departure_or_arrival_in_zone").startswith("not charged: the flight")
 
 
-def test_map_href_never_yields_a_scheme():
-    assert map_href(None) is None and map_href("  ") is None
-    assert map_href("javascript:alert(1)") == "javascript%3Aalert%281%29"
-    assert map_href("maps/a b.html") == "maps/a%20b.html"
-    assert (
-        map_href("maps/d/1.html", document_dir=Path("/h/invoices"), home=Path("/h"))
-        == "../maps/d/1.html"
-    )
-
-
 def test_void_document_has_watermark_and_credit_note(engine, tmp_path):
     inv, f1, _ = _invoice(engine)
     res = void(engine, inv.number, f"customer dispute {EVIL}")
@@ -333,10 +324,8 @@ def test_write_invoice_document_writes_html_and_pdf(engine, tmp_path):
     frame = list_invoices(engine)
     assert frame.loc[0, "document_path"] == str(path)
     assert invoice_detail(engine, inv.number).invoice.document_path == str(path)
-    # relative map paths are taken relative to the flight_fees home
-    home = Path(os.environ["FLIGHT_FEES_HOME"]).resolve()
-    expected = Path(os.path.relpath(home / "maps/2026-01-04/1.html", out))
-    assert f'href="{expected.as_posix()}"' in html
+    # map links go to the document server (FLIGHT_FEES_PUBLIC_URL)
+    assert 'href="http://127.0.0.1:8090/maps/flight/' in html
 
     custom = write_invoice_document(engine, inv.number, out, filename="copy.html", pdf=False)
     assert custom.name == "copy.html" and not custom.with_suffix(".pdf").exists()
