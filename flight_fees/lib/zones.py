@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-import yaml
 
 from flight_fees.lib.crossings import VISIT_FLOAT_COLUMNS, VISIT_SPAN_COLUMNS
+from flight_fees.lib.safe_yaml import YamlDataError, load_yaml
 from flight_fees.lib.tariffs.model import AIRSPACE_CLASSES
 
 __all__ = [
@@ -220,9 +220,10 @@ def load_charging_zones(
     except OSError as exc:
         raise ZoneDataError(f"cannot read charging-zone file {src}: {exc}") from exc
     try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ZoneDataError(f"{src}: invalid YAML: {exc}") from exc
+        # strict keys, bounded nesting, impossible dates kept as text (named by _parse_date)
+        doc = load_yaml(text, source=str(src))
+    except YamlDataError as exc:
+        raise ZoneDataError(str(exc)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("zones"), dict) or not doc["zones"]:
         raise ZoneDataError(f"{src}: expected a mapping with a non-empty 'zones' mapping")
     if firs is None:
@@ -494,27 +495,6 @@ def _zone_visits(
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader refusing duplicate mapping keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
 
 
 def _airspace_class(value: Any, src: Path, zone: str, default: str) -> str:

@@ -361,3 +361,18 @@ def test_empty_crossings_give_empty_zone_visits(shipped) -> None:
     assert zv.empty and list(zv.columns) == list(ZONE_VISIT_COLUMNS)
     with pytest.raises(ValueError, match="fir_id"):
         zone_visits(empty.drop(columns="fir_id"), zones)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "version: 1\nvalid_from: 2026-02-30\nzones:\n  AA: {name: A, firs: [AAAA]}\n",
+            "bad valid_from '2026-02-30'",
+        ),
+        ("zones: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 32 levels"),
+    ],
+)
+def test_impossible_dates_and_deep_yaml_are_refused_cleanly(tmp_path, text, message):
+    with pytest.raises(ZoneDataError, match=message):
+        load_charging_zones(write(tmp_path, text), firs=small_firs())
