@@ -78,7 +78,7 @@ def add_command(
         "registration": registration, "icao24": icao24, "aircraft_type": aircraft_type,
         "mtow_kg": mtow_kg, "effective_from": effective_from, "operator": operator,
     }  # fmt: skip
-    with registry_errors():
+    with registry_errors(2):
         result = add_aircraft(open_engine(migrated=True), values, actor=actor_of(actor))
     state = "created" if result.created else "updated" if result.updated else "unchanged"
     wide_console(highlight=False).print(

@@ -16,7 +16,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from flight_fees.cli.common import SafeConsole, err_console, fail, open_engine
+from flight_fees.cli.common import EXIT_USAGE, SafeConsole, err_console, fail, open_engine
 from flight_fees.lib.db.models import PRIORITIES
 from flight_fees.lib.queue import FlightQueue, QueueError, validate_priority
 
@@ -95,11 +95,11 @@ def enqueue(
         flight_date = dt.date.fromisoformat(date) if date else None
         parsed = parse_flight_ids(flight_ids or [], file or [])
     except (QueueError, ValueError) as exc:
-        fail(str(exc))
+        fail(str(exc), EXIT_USAGE)
     for where, message in parsed.invalid:
         err_console.print(f"[red]invalid[/red] {where}: {message}")
     if not parsed.ids and not parsed.invalid:
-        fail("no flight ids given (arguments or --file)")
+        fail("no flight ids given (arguments or --file)", EXIT_USAGE)
     queue = FlightQueue(open_engine(migrated=True))
     with Progress(console=err_console, transient=True, disable=len(parsed.ids) < 20_000) as bar:
         task = bar.add_task("enqueueing", total=len(parsed.ids))
@@ -116,7 +116,7 @@ def enqueue(
         + (f"; {len(parsed.invalid)} invalid" if parsed.invalid else "")
     )
     if parsed.invalid:
-        raise typer.Exit(1)
+        fail(f"{len(parsed.invalid)} invalid flight id(s) not queued")
 
 
 def queue_summary(
@@ -174,7 +174,4 @@ def doctor() -> None:
     console.print(table)
     failed = [c for c in checks if not c.ok]
     if failed:
-        err_console.print(
-            f"[red]{len(failed)} check(s) failed:[/red] " + "; ".join(c.hint for c in failed)
-        )
-        raise typer.Exit(1)
+        fail(f"{len(failed)} check(s) failed: " + "; ".join(c.hint for c in failed))

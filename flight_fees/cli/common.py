@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from flight_fees.lib.values import printable
@@ -37,10 +38,41 @@ def wide_console(**kwargs: object) -> Console:
     return console
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``message`` on stderr and exit with ``code`` (no traceback)."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+#: exit status of a usage error (bad argument or option) and of a failure
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """The one error convention of every command: ``error: message`` on stderr and exit
+    ``code``: :data:`EXIT_FAILURE` (1, the default) when the command could not do its work,
+    :data:`EXIT_USAGE` (2) for bad input on the command line. No traceback."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def usage_error(exc: Any) -> NoReturn:
+    """Report a click exception (usage error: exit 2; other: its own code) the way of
+    :func:`fail`, with the command's help hint."""
+    import sys
+
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    hint = ""
+    if ctx is not None and isinstance(exc, typer.BadParameter | click_usage_error()):
+        hint = f" (see `{ctx.command_path} --help`)"
+    err_console.print(
+        f"[red]error:[/red] {escape(message)}{escape(hint)}", highlight=False, soft_wrap=True
+    )
+    sys.exit(exc.exit_code)
+
+
+def click_usage_error() -> type:
+    try:
+        from typer._click.exceptions import UsageError
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click.exceptions import UsageError  # type: ignore[no-redef,assignment]
+    return UsageError  # type: ignore[no-any-return]
 
 
 def open_engine(*, migrated: bool = False) -> Engine:
@@ -52,18 +84,18 @@ def open_engine(*, migrated: bool = False) -> Engine:
 
     try:
         engine = make_engine()
-    except DatabaseError as exc:
-        fail(str(exc))
+    except DatabaseError as exc:  # FLIGHT_FEES_DATABASE_URL is not a usable URL
+        fail(str(exc), EXIT_USAGE)
     if not migrated:
         return engine
     state = check_schema(engine)
     if state.ok:
         return engine
     if state.error:
-        fail(state.error)
+        fail(state.error, EXIT_FAILURE)
     if engine.dialect.name == "sqlite":
         from flight_fees.lib.db import upgrade
 
         upgrade(engine)
         return engine
-    fail(f"{state.detail}; run `flight-fees db upgrade`")
+    fail(f"{state.detail}; run `flight-fees db upgrade`", EXIT_FAILURE)

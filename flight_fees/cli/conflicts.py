@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flight_fees.cli.common import SafeConsole, fail, open_engine
+from flight_fees.cli.common import EXIT_USAGE, SafeConsole, fail, open_engine
 
 console = SafeConsole()
 conflicts_app = typer.Typer(
@@ -60,8 +60,8 @@ def resolve(
         resolved = resolve_conflict(engine, conflict_id, value)
     except ConflictNotFound as exc:
         fail(str(exc) or f"no open conflict {conflict_id}")
-    except ValueError as exc:
-        fail(str(exc))
+    except ValueError as exc:  # the VALUE argument
+        fail(str(exc), EXIT_USAGE)
     with engine.connect() as conn:
         flight_id = conn.execute(
             select(FlightConflict.flight_id).where(FlightConflict.id == resolved)

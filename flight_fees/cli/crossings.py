@@ -148,7 +148,7 @@ def crossings_command(
     for problem in problems:
         typer.echo(f"Warning: {problem}", err=True)
     if problems:
-        raise typer.Exit(code=1)
+        _fail(f"{len(problems)} problem(s) in the tracks (see the warnings above)")
 
 
 def write_table(frame: pd.DataFrame, path: Path, fmt: str | None = None) -> None:
@@ -207,9 +207,10 @@ def _with_progress(
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``message`` on stderr and exit non-zero (no traceback)."""
-    typer.echo(f"Error: {printable(message)}", err=True)
-    raise typer.Exit(code=code)
+    """The convention of every command (:func:`flight_fees.cli.common.fail`)."""
+    from flight_fees.cli.common import fail
+
+    fail(message, code)
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience: python -m flight_fees.cli.crossings

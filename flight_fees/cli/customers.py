@@ -41,8 +41,9 @@ SkipOption = Annotated[
 
 
 @contextmanager
-def registry_errors() -> Iterator[None]:
-    """The registry's refusals as ``error:`` lines (one per bad value) and exit 1."""
+def registry_errors(code: int = 1) -> Iterator[None]:
+    """The registry's refusals as ``error:`` lines (one per bad value of a file) and exit
+    ``code`` (1: a file or the database refused; 2 for the values of ``add``'s options)."""
     from flight_fees.lib.registry import ImportRejected, RegistryError
 
     try:
@@ -56,7 +57,7 @@ def registry_errors() -> Iterator[None]:
             )
         fail(str(exc), 1)
     except RegistryError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), code)
 
 
 def actor_of(actor: str | None) -> str:
@@ -112,7 +113,7 @@ def add_command(
         "billing_frequency": frequency, "week_end_day": week_end_day,
         "billing_currency": currency, "payment_terms_days": terms,
     }  # fmt: skip
-    with registry_errors():
+    with registry_errors(2):
         result = add_customer(open_engine(migrated=True), values, actor=actor_of(actor))
     state = "created" if result.created else "updated" if result.updated else "unchanged"
     wide_console(highlight=False).print(f"customer {code.strip()} {state}")

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine, select
 
-from flight_fees.cli.common import err_console, fail, wide_console
+from flight_fees.cli.common import EXIT_USAGE, err_console, fail, wide_console
 
 console = wide_console(soft_wrap=True)  # paths stay copyable
 
@@ -53,11 +53,11 @@ def demo_command(
     from flight_fees.lib.settings import DATABASE_URL_ENV, paths
 
     if os.environ.get(DATABASE_URL_ENV):
-        fail(f"the demo only writes to the embedded database; unset {DATABASE_URL_ENV}")
+        fail(f"the demo only writes to the embedded database; unset {DATABASE_URL_ENV}", EXIT_USAGE)
     try:
         start_day = dt.date.fromisoformat(start)
     except ValueError:
-        fail(f"--start: not a date: {start!r}")
+        fail(f"--start: not a date: {start!r}", EXIT_USAGE)
     p = paths()
     if fresh:
         for target in (p.home / "billing.db", p.home / "billing.db-wal", p.home / "billing.db-shm"):

@@ -19,6 +19,16 @@ from rich.console import Console
 from rich.table import Table
 
 from flight_fees.cli.common import fail, open_engine, wide_console
+from flight_fees.cli.lines import (
+    CallsignOption,
+    FlightOption,
+    FromOption,
+    InvoiceOption,
+    RegistrationOption,
+    ToOption,
+    ZoneOption,
+    line_filters,
+)
 from flight_fees.lib.db.models import INVOICE_STATUSES
 from flight_fees.lib.money import format_money
 
@@ -94,15 +104,28 @@ def list_command(
     customer: Annotated[
         str | None, typer.Option("--customer", "-c", help="Only this customer code.")
     ] = None,
+    flight: FlightOption = None,
+    callsign: CallsignOption = None,
+    registration: RegistrationOption = None,
+    zone: ZoneOption = None,
+    day_from: FromOption = None,
+    day_to: ToOption = None,
+    invoice: InvoiceOption = None,
 ) -> None:
     """List invoices, oldest first, with totals per currency."""
     from rich.markup import escape
 
-    from flight_fees.lib.invoicing import list_invoices
+    from flight_fees.lib.search import search_invoices
 
     wanted = _status_option(status)
+    filters = line_filters(
+        flight=flight, callsign=callsign, registration=registration, zone=zone,
+        day_from=day_from, day_to=day_to, invoice=invoice,
+    )  # fmt: skip
     with _clean_errors():
-        frame = list_invoices(open_engine(migrated=True), status=wanted, customer_code=customer)
+        frame = search_invoices(
+            open_engine(migrated=True), filters, status=wanted, customer=customer
+        )
     console = _console()
     if frame.empty:
         console.print("no invoices")
@@ -193,6 +216,12 @@ def show_command(
             f"voided    {inv.voided_at:%Y-%m-%d %H:%M} UTC" if inv.voided_at else "voided",
             f"credit note {cn.number}" if cn else "",
             f"reason: {escape(inv.void_reason or '')}",
+        )
+    if cn := detail.credit_note:
+        console.print(
+            f"credit    {cn.number}  {format_money(cn.amount, cn.currency)}"
+            + (f"  {cn.created_at:%Y-%m-%d}" if cn.created_at else "")
+            + (f"  {escape(cn.reason)}" if cn.reason else "")
         )
     if detail.lines:
         table = Table(title=f"{inv.line_count} fee line(s)")

@@ -88,6 +88,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "serve_command",
         "Serve maps, day indexes, invoices, credit notes and processing logs (read-only HTTP).",
     ),
+    "lines": LazyCommand(
+        "flight_fees.cli.lines",
+        "lines_command",
+        "Search fee lines by flight, callsign, registration, customer, zone, day, invoice, status.",
+    ),
     "db": LazyCommand(
         "flight_fees.cli.commands", "db_app", "The billing database (migrations).", group=True
     ),
@@ -113,6 +118,18 @@ COMMANDS: dict[str, LazyCommand] = {
         "flight_fees.cli.aircraft",
         "aircraft_app",
         "Aircraft: add, list, import a CSV file (declared MTOW with the day it takes effect).",
+        group=True,
+    ),
+    "batches": LazyCommand(
+        "flight_fees.cli.batches",
+        "batches_app",
+        "Processing batches: list with progress, show one's failed flights, --watch.",
+        group=True,
+    ),
+    "credit-notes": LazyCommand(
+        "flight_fees.cli.credit_notes",
+        "credit_notes_app",
+        "Credit notes of voided invoices: list, show.",
         group=True,
     ),
 }
@@ -165,6 +182,24 @@ class LazyGroup(TyperGroup):
                 names = ", ".join(repr(m) for m in matches)
                 exc.message = f"{exc.message.rstrip('.')}. Did you mean {names}?"
             raise
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run, and report every usage error and abort the one way of every command: one
+        ``error: ...`` line on stderr (and a hint), exit 2 for usage errors, 1 for failures."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.ClickException as exc:
+            from flight_fees.cli.common import usage_error
+
+            usage_error(exc)
+        except click.exceptions.Abort:
+            from flight_fees.cli.common import err_console
+
+            err_console.print("error: aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         self._listing = True

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import select
 
-from flight_fees.cli.common import err_console, fail, open_engine
+from flight_fees.cli.common import EXIT_USAGE, err_console, fail, open_engine
 
 console = Console()
 
@@ -60,9 +60,9 @@ def process_command(
         ids = [parse_flight_id(f) for f in flight_ids or []]
         the_day = dt.date.fromisoformat(day) if day else None
     except (QueueError, ValueError) as exc:
-        fail(str(exc))
+        fail(str(exc), EXIT_USAGE)
     if not ids and the_day is None:
-        fail("give flight ids, or --day for a whole-day backfill")
+        fail("give flight ids, or --day for a whole-day backfill", EXIT_USAGE)
     engine = open_engine(migrated=True)
     groups: dict[dt.date, list[int]] = {}
     if the_day is not None:

@@ -12,12 +12,12 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.table import Table
 
-from flight_fees.cli.common import SafeConsole
+from flight_fees.cli.common import SafeConsole, fail
 from flight_fees.lib.money import CategorizedError, InvalidAmount, format_money, to_decimal
 from flight_fees.lib.tariffs import Quote, load_tariffs, load_unit_rates_csv, quote
 
@@ -52,11 +52,9 @@ def _parse_number(value: str, option: str) -> Decimal:
         raise typer.BadParameter(f"{value!r} is not a number", param_hint=f"'{option}'") from None
 
 
-def _fail(message: str) -> typer.Exit:
-    SafeConsole(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]Error:[/] {message}"
-    )
-    return typer.Exit(code=1)
+def _fail(message: str) -> NoReturn:
+    """The convention of every command (:func:`flight_fees.cli.common.fail`)."""
+    fail(message, 1)
 
 
 def _show(value: Decimal) -> str:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from flight_fees.cli.common import err_console, fail
+from flight_fees.cli.common import EXIT_USAGE, err_console, fail
 from flight_fees.lib.links import DEFAULT_PORT, PUBLIC_URL_ENV
 
 
@@ -45,10 +45,10 @@ def serve_command(
 
     try:
         token = validate_token(os.environ.get(TOKEN_ENV))
-    except ValueError as exc:
-        fail(str(exc))
+    except ValueError as exc:  # the token setting
+        fail(str(exc), EXIT_USAGE)
     if token is None and not is_loopback(host):
-        fail(f"binding {host} (not loopback) needs {TOKEN_ENV}; refusing to start")
+        fail(f"binding {host} (not loopback) needs {TOKEN_ENV}; refusing to start", EXIT_USAGE)
 
     import uvicorn
 
@@ -60,8 +60,8 @@ def serve_command(
     engine = open_engine()
     try:
         assets = map_assets_from_env("/static")
-    except ValueError as exc:
-        fail(str(exc))
+    except ValueError as exc:  # a map setting
+        fail(str(exc), EXIT_USAGE)
     maps = MapService.from_environment(engine, home=home_dir(), assets=assets)
     if warm:  # the FIR set and index load while the server already answers
         threading.Thread(target=maps.warm, name="warm-maps", daemon=True).start()

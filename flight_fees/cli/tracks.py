@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from flight_fees.cli.common import SafeConsole
+from flight_fees.cli.common import EXIT_USAGE, SafeConsole, fail
 from flight_fees.lib.queue import QueueError, parse_flight_id
 from flight_fees.lib.tracks import (
     SOURCE_KINDS,
@@ -112,7 +112,6 @@ def tracks_command(
     Exits with status 1 when any flight failed (fetch error or unusable track).
     """
     console = SafeConsole()
-    errors = SafeConsole(stderr=True)
     try:
         ids = [parse_flight_id(f) for f in flight_ids or []]
     except QueueError as exc:
@@ -131,8 +130,7 @@ def tracks_command(
     try:
         track_source = make_track_source(source, store=store)
     except (TrackSourceError, ValueError) as exc:
-        errors.print(f"[red]cannot configure the track source:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(f"cannot configure the track source: {exc}", EXIT_USAGE)
     try:
         if ids:
             result = track_source.fetch(ids, day=the_day)
@@ -140,8 +138,7 @@ def tracks_command(
             assert the_day is not None
             result = track_source.fetch_day(the_day)
     except TrackSourceError as exc:
-        errors.print(f"[red]{track_source.name}: {exc}[/red]")
-        raise typer.Exit(1) from None
+        fail(f"{track_source.name}: {exc}")
     finally:
         close = getattr(track_source, "close", None)
         if callable(close):
@@ -186,4 +183,4 @@ def tracks_command(
         _write(frame, out)
         console.print(f"wrote {len(frame)} points to {out}")
     if failed:
-        raise typer.Exit(1)
+        fail(f"{failed} of {len(per_flight)} flight(s) failed")

@@ -94,7 +94,7 @@ def test_queue_on_unmigrated_postgres_says_what_to_do(postgres_server_url, monke
     monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", url)
     try:
         result = runner.invoke(app, ["queue"])
-        assert result.exit_code == 2
+        assert result.exit_code == 1  # a failure, not a usage error
         assert "flight-fees db upgrade" in result.output
     finally:
         drop_database(postgres_server_url, "ff_cli_unmigrated")

@@ -191,4 +191,4 @@ def test_resolving_the_conflict_unblocks_billing_with_the_chosen_mtow(
         )
     assert {float(m) for m in mtows} == {77000.0}
     bad = runner.invoke(app, ["conflicts", "resolve", "999999", "1"])
-    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert bad.exit_code == 1 and "Traceback" not in bad.output  # no such conflict
