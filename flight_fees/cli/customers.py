@@ -21,7 +21,9 @@ from rich.table import Table
 from flight_fees.cli.common import err_console, fail, open_engine, wide_console
 
 if TYPE_CHECKING:
-    from flight_fees.lib.registry import ImportResult
+    from collections.abc import Sequence
+
+    from flight_fees.lib.registry import ImportResult, RowError
 
 customers_app = typer.Typer(
     help="Customers (operators billed): add, list, show, import a CSV file.",
@@ -68,18 +70,23 @@ def actor_of(actor: str | None) -> str:
 
 def print_import(result: ImportResult, what: str, source: str) -> None:
     """The summary of an import; the skipped rows (``--skip-invalid``) on stderr."""
-    for row in result.errors:
-        err_console.print(
-            f"[yellow]skipped[/yellow] {escape(f'{source}: {row}')}",
-            highlight=False,
-            soft_wrap=True,
-        )
+    print_skipped(result.errors, source)
     extra = f", {result.declarations} MTOW declaration(s)" if what == "aircraft" else ""
     wide_console(highlight=False).print(
         f"{what}: {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged{extra}"
         + (f"; {len(result.errors)} bad row(s) skipped" if result.errors else "")
     )
+
+
+def print_skipped(errors: Sequence[RowError], source: str) -> None:
+    """The rows ``--skip-invalid`` left out, on stderr."""
+    for row in errors:
+        err_console.print(
+            f"[yellow]skipped[/yellow] {escape(f'{source}: {row}')}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _json(value: Any) -> str:

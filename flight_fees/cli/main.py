@@ -120,6 +120,12 @@ COMMANDS: dict[str, LazyCommand] = {
         "Aircraft: add, list, import a CSV file (declared MTOW with the day it takes effect).",
         group=True,
     ),
+    "rates": LazyCommand(
+        "flight_fees.cli.rates",
+        "rates_app",
+        "Reference rates: import monthly unit rates or FX rates from a CSV file.",
+        group=True,
+    ),
     "batches": LazyCommand(
         "flight_fees.cli.batches",
         "batches_app",
