@@ -50,6 +50,15 @@ class RatesImport:
     errors: list[RowError] = field(default_factory=list)
 
 
+def _currency(values: dict[str, str], line: int, errors: list[RowError]) -> str:
+    """The row's currency code, or "" with the error appended."""
+    try:
+        return normalize_currency(values["currency"])
+    except InvalidCurrency:
+        errors.append(RowError(line, "currency", f"{values['currency']!r} is not a currency code"))
+        return ""
+
+
 def _check_unit(
     values: dict[str, str], line: int, zones: set[str]
 ) -> tuple[tuple[str, str], list[str], list[RowError]]:
@@ -72,11 +81,7 @@ def _check_unit(
             )
     except InvalidAmount:
         errors.append(RowError(line, "rate", f"{values['rate']!r} is not a number"))
-    try:
-        currency = normalize_currency(values["currency"])
-    except InvalidCurrency:
-        currency = ""
-        errors.append(RowError(line, "currency", f"{values['currency']!r} is not a currency code"))
+    currency = _currency(values, line, errors)
     return (zone, month), [zone, month, values["rate"].strip(), currency], errors
 
 
@@ -89,11 +94,7 @@ def _check_fx(
         dt.date.fromisoformat(day)
     except ValueError:
         errors.append(RowError(line, "date", f"{day!r} is not a day (YYYY-MM-DD)"))
-    try:
-        currency = normalize_currency(values["currency"])
-    except InvalidCurrency:
-        currency = ""
-        errors.append(RowError(line, "currency", f"{values['currency']!r} is not a currency code"))
+    currency = _currency(values, line, errors)
     try:
         rate = to_decimal(values["rate_per_eur"], what="rate_per_eur")
         if not MIN_RATE_PER_EUR <= rate <= MAX_RATE_PER_EUR:
