@@ -27,6 +27,7 @@ UNIQUE_OVERRIDES = {
     "invoices": {"number": "'INV-BAD'", "status": "'VOID'"},
     "flights": {"flight_id": "flight_id + 1000"},
     "aircraft": {"registration": "'DBAD'"},
+    "aircraft_mtow_declarations": {"effective_from": "'2027-01-01'"},
 }
 
 
@@ -56,6 +57,12 @@ def valid_rows(engine) -> dict[str, int]:
         conn.execute(
             text("INSERT INTO aircraft (registration, mtow_kg) VALUES ('FABCD', :m)"),
             {"m": 78000 if engine.dialect.name == "postgresql" else 780_000},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO aircraft_mtow_declarations (aircraft_id, effective_from, mtow_kg) "
+                "SELECT id, '2026-01-01', mtow_kg FROM aircraft"
+            )
         )
     return {"fee_lines": line, "invoices": invoice, "flights": flight}
 
