@@ -161,8 +161,9 @@ class ReferenceData(dg.ConfigurableResource):
 
         def load() -> Any:
             loaded = t.load_tariffs(self.tariffs_path)
-            if self.unit_rates_csv:
-                loaded = t.load_unit_rates_csv(self.unit_rates_csv, loaded)
+            unit_rates = self.unit_rates_csv or _imported("unit_rates.csv")
+            if unit_rates:
+                loaded = t.load_unit_rates_csv(unit_rates, loaded)
             return loaded
 
         return self._cached("tariffs", load)
@@ -172,6 +173,7 @@ class ReferenceData(dg.ConfigurableResource):
 
         path = (
             self.fx_rates_path
+            or _imported("fx_rates.csv")
             or Path(__file__).resolve().parents[1] / "data" / "fx_rates_sample.csv"
         )
         return self._cached("fx", lambda: load_fx_rates(path))
@@ -185,6 +187,12 @@ class ReferenceData(dg.ConfigurableResource):
         from flight_fees.lib.demo import read_airports
 
         return self._cached("airports", read_airports)
+
+
+def _imported(name: str) -> str | None:
+    """A rates file that `flight-fees rates import` keeps under ``<home>/reference``."""
+    path = Path(home_dir()) / "reference" / name
+    return str(path) if path.exists() else None
 
 
 class Workspace(dg.ConfigurableResource):

@@ -144,3 +144,41 @@ def start_batch(
                 flights_requested=requested,
             )
         )  # fmt: skip
+
+
+def finish_batch(
+    engine: Engine,
+    batch_id: str,
+    *,
+    run_id: str | None,
+    day: dt.date | None,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    requested: int,
+    billed: int,
+    failed: int,
+    fee_lines: int,
+) -> str:
+    """Write a batch's final counts and status over its ``running`` row (or create the row
+    when the batch was not started with :func:`start_batch`); returns the status:
+    ``succeeded`` (nothing failed), ``partial`` or ``failed`` (nothing billed)."""
+    status = "succeeded" if not failed else ("partial" if billed else "failed")
+    values = {
+        "run_id": run_id,
+        "partition_key": day.isoformat() if day else None,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "status": status,
+        "flights_requested": requested,
+        "flights_ok": billed,
+        "flights_failed": failed,
+        "fee_lines": fee_lines,
+    }
+    with transaction(engine) as session:
+        row = session.get(ProcessingBatch, batch_id)
+        if row is None:
+            session.add(ProcessingBatch(batch_id=batch_id, **values))
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+    return status

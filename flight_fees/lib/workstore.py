@@ -81,6 +81,12 @@ class WorkStore:
             f"materialize the upstream asset in this run first"
         )
 
+    def count_rows(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> int:
+        """Rows of ``stage`` (all its chunks), from the Parquet footers alone."""
+        import pyarrow.parquet as pq
+
+        return sum(pq.read_metadata(f).num_rows for f in self.parts(stage, day, run_ids))
+
     def read_frame(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> pd.DataFrame:
         """The whole frame of the first run id that has one (chunks concatenated)."""
         files = self.parts(stage, day, run_ids)

@@ -297,6 +297,7 @@ def fee_lines(
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
     from flight_fees.lib.audit import FlightTiming, ProcessingLog, write_processing_log
+    from flight_fees.lib.batches import finish_batch, start_batch
     from flight_fees.lib.links import day_maps_url, processing_log_url
     from flight_fees.lib.pipeline import stream_bills
 
@@ -313,6 +314,16 @@ def fee_lines(
     )
     started = time.perf_counter()
     selection = store.read_json("selection", day, runs) or {}
+    requested = store.count_rows("flight_attributes", day, runs) + len(selection.get("failed", []))
+    # the batch is visible while it runs (`flight-fees batches` follows its billed flights)
+    start_batch(
+        engine,
+        batch_id,
+        run_id=context.run.run_id,
+        day=day,
+        requested=requested,
+        started_at=log.started_at,
+    )
     run = stream_bills(
         engine,
         store,
@@ -344,7 +355,18 @@ def fee_lines(
     log.summary = {"fee_lines": run.lines, "totals": {k: str(v) for k, v in totals.items()}}
     log.finished_at = dt.datetime.now(dt.UTC)
     log_path = write_processing_log(log, workspace.paths().logs, keep=workspace.keep_logs)
-    _record_batch(engine, log, run.flights + len(selection.get("failed", [])))
+    finish_batch(
+        engine,
+        batch_id,
+        run_id=context.run.run_id,
+        day=day,
+        started_at=log.started_at,
+        finished_at=log.finished_at,
+        requested=requested,
+        billed=len(log.processed),
+        failed=len(log.failed),
+        fee_lines=run.lines,
+    )
     store.prune(settings.keep_intermediates())
     context.log.info(
         "[DATABASE] batch %s: %d flight(s) billed with %d fee line(s), %d failed; %s",
@@ -371,25 +393,3 @@ def fee_lines(
             "maps": dg.MetadataValue.url(day_maps_url(day)),
         }
     )
-
-
-def _record_batch(engine, log, requested: int) -> None:  # type: ignore[no-untyped-def]
-    from flight_fees.lib.db.engine import transaction
-    from flight_fees.lib.db.models import ProcessingBatch
-
-    ok, failed = len(log.processed), len(log.failed)
-    with transaction(engine) as session:
-        session.add(
-            ProcessingBatch(
-                batch_id=log.batch_id,
-                run_id=log.run_id,
-                partition_key=log.partition_key,
-                started_at=log.started_at,
-                finished_at=log.finished_at,
-                status="succeeded" if not failed else ("partial" if ok else "failed"),
-                flights_requested=requested,
-                flights_ok=ok,
-                flights_failed=failed,
-                fee_lines=int(log.summary.get("fee_lines", 0)),
-            )
-        )
