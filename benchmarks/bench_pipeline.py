@@ -76,6 +76,8 @@ POLL_S = 0.2
 DB_POLL_S = 2.0
 GRACE_S = 20.0
 PR_SET_CHILD_SUBREAPER = 36
+#: caller settings the paths inherit (everything else of flight_fees runs on its defaults)
+KEEP_ENV = ("FLIGHT_FEES_FIR_SET",)
 
 
 # -- measurement ------------------------------------------------------------------------------
@@ -418,9 +420,13 @@ class PathResult:
 
 
 def base_env(args: argparse.Namespace, cache_root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PINOT_", "DAGSTER_"))}
-    for name in ("FLIGHT_FEES_CLAIM_BATCH", "FLIGHT_FEES_MAX_FLIGHTS_PER_RUN"):
-        env.pop(name, None)  # the defaults, unless --claim-batch / --per-run
+    # the defaults: none of the caller's PINOT_* / DAGSTER_* / FLIGHT_FEES_* settings (sensor
+    # claim size, flights per run, tick interval, database, home...) but the FIR set
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PINOT_", "DAGSTER_", "FLIGHT_FEES_")) or k in KEEP_ENV
+    }
     if args.claim_batch:
         env["FLIGHT_FEES_CLAIM_BATCH"] = str(args.claim_batch)
     if args.per_run:
@@ -503,13 +509,26 @@ def drop_pg_database(server_url: str, name: str) -> None:
         admin.dispose()
 
 
+def status_counts(conn: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """(queue rows per status, ``flights`` rows per status)."""
+    from sqlalchemy import func, select
+
+    from flight_fees.lib.db.models import Flight, FlightQueueItem
+
+    def count(status: Any) -> dict[str, int]:
+        rows = conn.execute(select(status, func.count()).group_by(status)).all()
+        return {str(k): int(v) for k, v in rows}
+
+    return count(FlightQueueItem.status), count(Flight.status)
+
+
 def db_summary(url: str) -> dict[str, Any]:
     """Fee lines, totals per billing currency, flights per status, queue per status, and a
     digest of the billed flight ids."""
     from sqlalchemy import func, select
 
     from flight_fees.lib.db import make_engine
-    from flight_fees.lib.db.models import FeeLine, Flight, FlightQueueItem
+    from flight_fees.lib.db.models import FeeLine, Flight
 
     engine = make_engine(url)
     try:
@@ -522,14 +541,7 @@ def db_summary(url: str) -> dict[str, Any]:
                     ).group_by(FeeLine.billing_currency)
                 )
             }
-            flights = dict(
-                conn.execute(select(Flight.status, func.count()).group_by(Flight.status)).all()
-            )
-            queue = dict(
-                conn.execute(
-                    select(FlightQueueItem.status, func.count()).group_by(FlightQueueItem.status)
-                ).all()
-            )
+            queue, flights = status_counts(conn)
             billed = conn.execute(
                 select(Flight.flight_id).where(Flight.status == "billed").order_by(Flight.flight_id)
             ).scalars()
@@ -539,8 +551,8 @@ def db_summary(url: str) -> dict[str, Any]:
     return {
         "fee_lines": sum(t["lines"] for t in totals.values()),
         "totals": totals,
-        "flights": {str(k): int(v) for k, v in flights.items()},
-        "queue": {str(k): int(v) for k, v in queue.items()},
+        "flights": flights,
+        "queue": queue,
         "billed_digest": digest,
     }
 
@@ -550,7 +562,7 @@ def production_done(url: str, n_flights: int, expected_lines: int | None) -> Any
     from sqlalchemy import func, select
 
     from flight_fees.lib.db import make_engine
-    from flight_fees.lib.db.models import FeeLine, Flight, FlightQueueItem
+    from flight_fees.lib.db.models import FeeLine
 
     engine = make_engine(url)
     started = time.monotonic()
@@ -559,17 +571,8 @@ def production_done(url: str, n_flights: int, expected_lines: int | None) -> Any
     def done() -> bool:
         try:
             with engine.connect() as conn:
-                queue = dict(
-                    conn.execute(
-                        select(FlightQueueItem.status, func.count()).group_by(
-                            FlightQueueItem.status
-                        )
-                    ).all()
-                )
+                queue, flights = status_counts(conn)
                 lines = conn.execute(select(func.count()).select_from(FeeLine)).scalar_one()
-                flights = dict(
-                    conn.execute(select(Flight.status, func.count()).group_by(Flight.status)).all()
-                )
         except Exception as exc:  # a locked / busy database: ask again at the next poll
             print(f"    (poll failed: {type(exc).__name__}: {exc})")
             return False
