@@ -93,6 +93,8 @@ class Measured:
     peak_run_rss_mb: float = 0.0
     returncode: int | None = None
     timed_out: bool = False
+    #: ``until()`` came true (a path run until a condition, not to its end)
+    reached: bool = False
     processes_seen: int = 0
 
 
@@ -258,6 +260,7 @@ def run_measured(
                         pass
                 else:
                     if until():
+                        out.reached = True
                         break
                     if proc.poll() is not None:
                         break
@@ -752,8 +755,11 @@ def run_path(
         if measured.timed_out:
             result.error = f"timed out after {args.timeout:.0f} s; log {log}:\n{tail}"
         elif name == "production":
-            if measured.returncode is not None and measured.returncode > 0:
-                result.error = f"dagster-daemon exited {measured.returncode}:\n{tail}"
+            if not measured.reached:
+                result.error = (
+                    f"dagster-daemon exited ({measured.returncode}) before every flight was "
+                    f"billed or failed; log {log}:\n{tail}"
+                )
         elif measured.returncode == 1 and name == "in_process" and result.db.get("fee_lines"):
             result.note = "exit 1: some flights failed (see the failed count)"
         elif measured.returncode != 0:
