@@ -285,11 +285,14 @@ SJOIN_SCRIPT = textwrap.dedent(
 
 
 def run_timed(cmd: list[str], env: dict[str, str]) -> float:
-    """Wall time of a subprocess (it must succeed)."""
+    """Wall time of a subprocess (it must succeed; `flight-fees crossings` exits 1 after
+    writing its output when positions lie outside every FIR, as synthetic flights leaving
+    the FIR set do: that is a success here)."""
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
+    warned = proc.returncode == 1 and "outside every FIR" in proc.stderr
+    if proc.returncode != 0 and not warned:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     return elapsed
 
