@@ -12,6 +12,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help install demo test test-fast dev lint check-defs bench bench-pipeline clean
+.PHONY: prod-code-server prod-daemon prod-webserver
 
 help:
 	@echo "make demo   - install into .venv, seed the embedded demo data, run the pipeline end to end"
@@ -20,6 +21,7 @@ help:
 	@echo "make bench  - crossing-engine benchmark (not part of make test)"
 	@echo "make bench-pipeline [ARGS=\"--flights N --json FILE\"] - read / library / in-process / daemon paths side by side (not part of make test)"
 	@echo "make lint   - ruff"
+	@echo "make prod-code-server | prod-daemon | prod-webserver - the production services, one each (README \"Production\")"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -68,6 +70,25 @@ bench: install
 
 bench-pipeline: install
 	$(BIN)/python benchmarks/bench_pipeline.py $(ARGS)
+
+# production topology (README "Production"): three services, each in the foreground, to run
+# under a supervisor (systemd unit, container); all three need DAGSTER_POSTGRES_URL and the
+# FLIGHT_FEES_* settings (FLIGHT_FEES_DATABASE_URL ...); the instance is PROD_DAGSTER_HOME
+PROD_DAGSTER_HOME ?= $(CURDIR)/.dagster_home/prod
+
+$(PROD_DAGSTER_HOME)/dagster.yaml: dagster-prod.yaml
+	mkdir -p $(PROD_DAGSTER_HOME)
+	cp dagster-prod.yaml $@
+
+prod-code-server: install $(PROD_DAGSTER_HOME)/dagster.yaml
+	$(BIN)/flight-fees db upgrade
+	DAGSTER_HOME=$(PROD_DAGSTER_HOME) scripts/prod_service.sh code-server
+
+prod-daemon: install $(PROD_DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(PROD_DAGSTER_HOME) scripts/prod_service.sh daemon
+
+prod-webserver: install $(PROD_DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(PROD_DAGSTER_HOME) scripts/prod_service.sh webserver
 
 clean:
 	rm -rf .flight_fees .dagster_home .pytest_cache

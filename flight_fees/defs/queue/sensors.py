@@ -1,10 +1,13 @@
-"""``flight_queue_sensor``: every 30 s, claim queued flights and request one ``process_flights``
-run per UTC day (high-priority flights first, with a higher ``dagster/priority``)."""
+"""``flight_queue_sensor``: every 30 s (FLIGHT_FEES_QUEUE_SENSOR_INTERVAL_S), claim queued flights
+and request one ``process_flights`` run per UTC day (high-priority flights first, with a higher
+``dagster/priority``)."""
 
 import datetime as dt
 import json
 import os
+import time
 import uuid
+from pathlib import Path
 
 import dagster as dg
 
@@ -39,10 +42,31 @@ def _valid_day(day: dt.date) -> bool:
     return daily_partitions.has_partition_key(day.isoformat())
 
 
+#: seconds between two ticks (read when the code location loads)
+QUEUE_SENSOR_INTERVAL_S = _int_env("FLIGHT_FEES_QUEUE_SENSOR_INTERVAL_S", 30)
+#: TEST HOOK of the fault suite (flight_fees_tests/faults), never set in production: when this
+#: variable names an existing file, the next tick that claims flights pauses right after the
+#: claim commits for the number of seconds in the file (at most 45, under the 60 s tick
+#: timeout) and removes the file, so that a test can kill the daemon between claim and runs
+PAUSE_AFTER_CLAIM_ENV = "FLIGHT_FEES_TEST_PAUSE_AFTER_CLAIM"
+
+
+def _test_pause_after_claim() -> None:
+    path = os.environ.get(PAUSE_AFTER_CLAIM_ENV)
+    if not path:
+        return
+    try:
+        seconds = float(Path(path).read_text() or 0)
+        os.remove(path)
+    except (OSError, ValueError):
+        return
+    time.sleep(min(seconds, 45.0))
+
+
 @dg.sensor(
     name="flight_queue_sensor",
     job_name="process_flights",
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=QUEUE_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Claims queued flights and requests one process_flights run per UTC day.",
 )
@@ -84,6 +108,7 @@ def flight_queue_sensor(
         stats = queue.stats(last_errors=0)
         waiting = ", ".join(f"{n} {s}" for s, n in sorted(stats.by_status.items())) or "empty"
         return dg.SkipReason(f"[INGESTION] no claimable flight in the queue ({waiting})")
+    _test_pause_after_claim()
 
     locate = getattr(source, "flight_days", None)
     requests, unplaced = group_by_day(claimed, locate)
