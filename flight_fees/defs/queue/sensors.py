@@ -17,10 +17,10 @@ from flight_fees.lib.claims import chunked, group_by_day
 
 #: flights claimed per tick (the system this replaces claimed 10; a run handles hundreds of
 #: flights in one vectorised pass, so claim enough to keep the run queue fed)
-DEFAULT_CLAIM_BATCH = 1_000
+DEFAULT_CLAIM_BATCH = 5_000
 #: largest number of flights in one run (bounds a failed run's blast radius; memory is bounded
 #: by the run's chunks, see PipelineSettings.chunk_flights)
-DEFAULT_MAX_FLIGHTS_PER_RUN = 500
+DEFAULT_MAX_FLIGHTS_PER_RUN = 2_500
 #: no new claim while this many process_flights runs wait to start: flights stay queued (and
 #: claimable by whoever has capacity) instead of aging in claims that runs adopt late
 DEFAULT_MAX_WAITING_RUNS = 4
