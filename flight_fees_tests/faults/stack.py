@@ -378,13 +378,6 @@ class ThrowawayCluster:
         """Fast shutdown: open connections are cut, running transactions roll back."""
         self._run("pg_ctl", "-D", str(self.datadir), "-w", "-t", "60", "-m", "fast", "stop")
 
-    def fee_line_id_range(self) -> tuple[int, int]:
-        """Smallest and largest fee-line id: ``(1, n)`` for n lines means none was ever
-        deleted and written again (ids come from a sequence)."""
-        with self.engine.connect() as conn:
-            low, high = conn.execute(select(func.min(FeeLine.id), func.max(FeeLine.id))).one()
-        return int(low or 0), int(high or 0)
-
     def close(self) -> None:
         import shutil
 
