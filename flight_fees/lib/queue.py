@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -340,20 +341,28 @@ class FlightQueue:
         category: str,
         message: str,
         *,
+        flight_ids: Sequence[int] | None = None,
         now: dt.datetime | None = None,
     ) -> SettleResult:
         """Settle a failed run: flights still held by ``worker`` (adopted, being processed when
         the run died) fail with one attempt each, in one set-based statement; flights still
         held by its ``claim`` (never adopted: the run failed before it started) go back to
-        ``queued`` without an attempt. Rows are matched by their holder, so settling the same
-        run again, or concurrently, changes nothing."""
+        ``queued`` without an attempt: only the run's own ``flight_ids`` (its run config) when
+        given, since one claim feeds several runs and the others may still start and adopt
+        theirs. Rows are matched by their holder, so settling the same run again, or
+        concurrently, changes nothing."""
         now = now or utcnow()
         with transaction(self.engine) as session:
             failed = self._fail_held(session, worker, category, message, now)
             released = 0
             if claim:
                 released = self.release_held(
-                    session, claim, "internal", f"run never started: {message}"[:4000], now
+                    session,
+                    claim,
+                    "internal",
+                    f"run never started: {message}"[:4000],
+                    now,
+                    flight_ids=flight_ids,
                 )
         return SettleResult(failed=failed, released=released)
 
@@ -407,12 +416,35 @@ class FlightQueue:
 
     @staticmethod
     def release_held(
-        session: Session, holder: str, category: str, message: str, now: dt.datetime
+        session: Session,
+        holder: str,
+        category: str,
+        message: str,
+        now: dt.datetime,
+        *,
+        flight_ids: Sequence[int] | None = None,
     ) -> int:
-        """Flights still ``processing`` under ``holder`` go back to ``queued`` (no attempt)."""
+        """Flights still ``processing`` under ``holder`` (of ``flight_ids`` when given) go back
+        to ``queued`` (no attempt)."""
+        condition = and_(Q.claimed_by == holder[:200], Q.status == "processing")
+        if flight_ids is not None:
+            ids = sorted(set(int(f) for f in flight_ids))
+            released = 0
+            for start in range(0, len(ids), ENQUEUE_CHUNK):
+                chunk = ids[start : start + ENQUEUE_CHUNK]
+                released += FlightQueue._release_where(
+                    session, and_(condition, Q.flight_id.in_(chunk)), category, message, now
+                )
+            return released
+        return FlightQueue._release_where(session, condition, category, message, now)
+
+    @staticmethod
+    def _release_where(
+        session: Session, condition: Any, category: str, message: str, now: dt.datetime
+    ) -> int:
         res = session.execute(
             update(Q)
-            .where(Q.claimed_by == holder[:200], Q.status == "processing")
+            .where(condition)
             .values(
                 status="queued",
                 claimed_by=None,

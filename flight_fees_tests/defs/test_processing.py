@@ -313,7 +313,7 @@ def test_a_run_that_never_started_gives_its_claim_back_without_an_attempt(world)
     queue.claim("sensor:c1", 100)
     billing = BillingDatabase(url=engine.url.render_as_string(False))
     # the run of claim c1 failed at launch (e.g. code server unreachable): nothing adopted
-    settled = settle_failed_run(billing, "never-started", "c1", "could not launch")
+    settled = settle_failed_run(billing, "never-started", "c1", "could not launch", ids)
     assert settled.released == len(ids) and settled.failed == {}
     rows = _queue_rows_with_errors(engine)
     assert {(r[1], r[3]) for r in rows} == {("queued", 0)}  # claimable now, no attempt

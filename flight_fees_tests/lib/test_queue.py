@@ -293,3 +293,23 @@ def test_two_sensors_settling_the_same_run_at_once_count_one_attempt(
             ).all()
         )
     assert attempts == {1: 1500, 0: 500}
+
+
+def test_settling_a_run_leaves_its_sibling_runs_flights_to_them(engine):
+    queue = FlightQueue(engine)
+    queue.enqueue(range(1, 17))
+    queue.claim("sensor:c1", 16)  # one claim, two runs of 8 flights
+    queue.adopt(list(range(1, 9)), "sensor:c1", "run:r1")
+    settled = queue.settle_run(
+        "run:r1", "sensor:c1", "internal", "worker killed", flight_ids=list(range(1, 9))
+    )
+    assert settled.failed == {"queued": 8} and settled.released == 0
+    assert queue.adopt(list(range(9, 17)), "sensor:c1", "run:r2") == list(range(9, 17))
+    # a run that failed at launch gives back only its own flights
+    queue.enqueue(range(20, 26))
+    queue.claim("sensor:c2", 6)
+    launch = queue.settle_run(
+        "run:x", "sensor:c2", "internal", "no code server", flight_ids=[20, 21]
+    )
+    assert launch.released == 2
+    assert queue.adopt(list(range(22, 26)), "sensor:c2", "run:y") == [22, 23, 24, 25]

@@ -13,14 +13,28 @@ from flight_fees.lib.queue import SettleResult
 
 
 def settle_failed_run(
-    billing: BillingDatabase, run_id: str, claim_id: str | None, message: str
+    billing: BillingDatabase,
+    run_id: str,
+    claim_id: str | None,
+    message: str,
+    flight_ids: list[int] | None = None,
 ) -> SettleResult:
+    """Settle a failed run; ``flight_ids``: the run's own flights (its run config), so that
+    the other runs of the same claim keep theirs."""
     return billing.queue().settle_run(
         f"run:{run_id}",
         f"sensor:{claim_id}" if claim_id else None,
         "internal",
         f"run {run_id} failed: {message}"[:4000],
+        flight_ids=flight_ids if claim_id else None,
     )
+
+
+def run_flight_ids(run_config: dict) -> list[int]:
+    """The flight ids in a process_flights run config (empty for a backfill)."""
+    ops = (run_config or {}).get("ops", {})
+    config = ops.get("flight_tracks", {}).get("config", {})
+    return [int(f) for f in config.get("flight_ids", [])]
 
 
 @dg.run_failure_sensor(
@@ -34,7 +48,13 @@ def process_flights_failure_sensor(
 ) -> None:
     run = context.dagster_run
     message = context.failure_event.message or "run failed"
-    settled = settle_failed_run(billing, run.run_id, run.tags.get("flight_fees/claim"), message)
+    settled = settle_failed_run(
+        billing,
+        run.run_id,
+        run.tags.get("flight_fees/claim"),
+        message,
+        run_flight_ids(run.run_config),
+    )
     context.log.info(
         "[INGESTION] run %s failed; %d flight(s) failed %s, %d released without an attempt",
         run.run_id,
