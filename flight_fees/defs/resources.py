@@ -29,7 +29,9 @@ class BillingDatabase(dg.ConfigurableResource):
     #: again (no attempt counted); FLIGHT_FEES_CLAIM_LEASE_S
     claim_lease_s: float = float(os.environ.get("FLIGHT_FEES_CLAIM_LEASE_S") or 600.0)
     max_attempts: int = 5
-    retry_backoff_s: float = 60.0
+    #: back-off before a retryable failure is tried again (doubling per attempt);
+    #: FLIGHT_FEES_RETRY_BACKOFF_S
+    retry_backoff_s: float = float(os.environ.get("FLIGHT_FEES_RETRY_BACKOFF_S") or 60.0)
 
     _engine: Engine | None = PrivateAttr(default=None)
 

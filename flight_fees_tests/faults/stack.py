@@ -146,6 +146,8 @@ class Stack:
                 "FLIGHT_FEES_CODE_SERVER_PORT": str(self.port),
                 "FLIGHT_FEES_BIN": str(BIN),
                 "FLIGHT_FEES_TEST_PAUSE_AFTER_CLAIM": str(self.pause_file),
+                # a crashed run's flights come back after 10 s instead of a minute
+                "FLIGHT_FEES_RETRY_BACKOFF_S": "10",
                 **env,
             }
         )
