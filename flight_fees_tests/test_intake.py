@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -29,6 +28,7 @@ from flight_fees.intake import (
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.models import FlightQueueItem
 from flight_fees.lib.queue import FlightQueue
+from flight_fees_tests.aio import run_coroutine
 
 SECRET = "s3cret-intake-key-0123"
 
@@ -321,7 +321,7 @@ def test_client_disconnect_is_one_line_without_traceback(engine, caplog):
     async def send(_message):
         return None
 
-    asyncio.run(app(scope, receive, send))
+    run_coroutine(app(scope, receive, send))
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "flight_fees.intake"]
     assert lines == [{**lines[0], "status": 499, "reason": "client disconnected before the body"}]
     assert all(r.exc_info is None for r in caplog.records)

@@ -3,7 +3,6 @@ token, documents through ``flight_fees.lib.documents``. SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from flight_fees.lib.docserver import (
     validate_token,
 )
 from flight_fees.lib.settings import Paths
+from flight_fees_tests.aio import run_coroutine
 from flight_fees_tests.lib.test_map_service import DAY, FLIGHT_ID, make_service, seed_stored
 
 TOKEN = "s3cret-token-of-32-characters-xx"
@@ -69,7 +69,7 @@ def _raw_status(app, path: str, method: str = "GET") -> int:
         "client": ("127.0.0.1", 5000),
         "server": ("testserver", 80),
     }
-    asyncio.run(app(scope, receive, send))
+    run_coroutine(app(scope, receive, send))
     return status["code"]
 
 
