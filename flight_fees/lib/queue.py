@@ -440,8 +440,15 @@ class FlightQueue:
 
     @staticmethod
     def _release_where(
-        session: Session, condition: Any, category: str, message: str, now: dt.datetime
+        session: Session,
+        condition: Any,
+        category: str,
+        message: str,
+        now: dt.datetime,
+        **extra: Any,
     ) -> int:
+        """Rows matching ``condition`` back to ``queued`` without an attempt (``extra``:
+        further values, e.g. ``next_attempt_at``)."""
         res = session.execute(
             update(Q)
             .where(condition)
@@ -452,6 +459,7 @@ class FlightQueue:
                 error_category=category[:40],
                 last_error=message[:4000],
                 updated_at=now,
+                **extra,
             )
             .execution_options(synchronize_session=False)
         )
@@ -552,25 +560,19 @@ class FlightQueue:
                     flight_ids, category, message, session=own, retry_after_s=retry_after_s
                 )
         now = utcnow()
-        res = session.execute(
-            update(Q)
-            .where(Q.flight_id.in_(list(flight_ids)), Q.status.in_(("processing", "queued")))
-            .values(
-                status="queued",
-                claimed_by=None,
-                claimed_at=None,
-                error_category=category[:40],
-                last_error=message[:4000],
-                updated_at=now,
-                **(
-                    {"next_attempt_at": now + dt.timedelta(seconds=retry_after_s)}
-                    if retry_after_s is not None
-                    else {}
-                ),
-            )
-            .execution_options(synchronize_session=False)
+        extra = (
+            {"next_attempt_at": now + dt.timedelta(seconds=retry_after_s)}
+            if retry_after_s is not None
+            else {}
         )
-        return res.rowcount or 0
+        return self._release_where(
+            session,
+            and_(Q.flight_id.in_(list(flight_ids)), Q.status.in_(("processing", "queued"))),
+            category,
+            message,
+            now,
+            **extra,
+        )
 
     def fail_claimed(self, worker: str, category: str, message: str) -> dict[str, int]:
         """Fail every flight still ``processing`` under ``worker`` (its run crashed before

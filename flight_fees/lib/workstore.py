@@ -35,34 +35,14 @@ class WorkStore:
 
     def write_frame(self, stage: str, day: dt.date, run_id: str, frame: pd.DataFrame) -> Path:
         """Write atomically (temp file + rename): a crash never leaves a half file behind."""
-        target = self.path(stage, day, run_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            frame.to_parquet(tmp, index=False)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return target
+        return _write_atomic(self.path(stage, day, run_id), frame)
 
     def write_part(
         self, stage: str, day: dt.date, run_id: str, part: int, frame: pd.DataFrame
     ) -> Path:
         """Write chunk ``part`` of a streamed stage, atomically."""
         folder = self.path(stage, day, run_id, "")
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"part-{int(part):05d}.parquet"
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        os.close(fd)
-        try:
-            frame.to_parquet(tmp, index=False)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return target
+        return _write_atomic(folder / f"part-{int(part):05d}.parquet", frame)
 
     def parts(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> list[Path]:
         """The files of ``stage`` of the first run id that has it (a re-execution reads its
@@ -122,3 +102,18 @@ class WorkStore:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()  # chunk folders (and day folders) emptied above
         return removed
+
+
+def _write_atomic(target: Path, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` as Parquet at ``target`` through a temp file and a rename: a crash
+    never leaves a half file behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
