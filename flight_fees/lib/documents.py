@@ -427,8 +427,6 @@ def _issuer_file(issuer: Issuer) -> str:
 def render_invoice_html(
     detail: InvoiceDetail,
     *,
-    document_dir: Path | None = None,
-    home: Path | None = None,
     issuer: Issuer | None = None,
     zone_names: Mapping[str, str] | None = None,
     map_base_url: str | None = None,
@@ -698,7 +696,6 @@ def _invoice_html(
         return
     html = render_invoice_html(
         detail,
-        document_dir=path.parent,
         issuer=issuer,
         zone_names=zone_names,
         map_base_url=map_base_url,

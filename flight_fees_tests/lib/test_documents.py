@@ -6,7 +6,6 @@ import http.server
 import re
 import threading
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import weasyprint
@@ -129,7 +128,6 @@ def test_document_content(engine):
     inv, f1, f2 = _invoice(engine, map_path="/srv/ff/maps/2026-01-04/1.html")
     html = render_invoice_html(
         invoice_detail(engine, inv.number),
-        document_dir=Path("/srv/ff/invoices"),
         zone_names={"EC": "Eurocontrol test zone"},
     )
     text = _text(html)
