@@ -6,13 +6,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # flight-fees serve (maps, invoices, logs); links use FLIGHT_FEES_PUBLIC_URL (default :8090)
 SERVE_PORT ?= 8090
+# the Dagster instance of demo / dev / test: local (SQLite under .dagster_home, dagster.yaml) or,
+# with DAGSTER_INSTANCE=postgres, dagster-prod.yaml (runs, events, schedules, sensor ticks on
+# PostgreSQL at DAGSTER_POSTGRES_URL) under .dagster_home/postgres
+DAGSTER_INSTANCE ?= local
+ifeq ($(DAGSTER_INSTANCE),postgres)
+INSTANCE_YAML := dagster-prod.yaml
+export DAGSTER_HOME := $(CURDIR)/.dagster_home/postgres
+else
+INSTANCE_YAML := dagster.yaml
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+endif
 # dg checks that the project's venv is the active one
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help install demo test test-fast dev lint check-defs bench bench-pipeline clean
-.PHONY: prod-code-server prod-daemon prod-webserver
+.PHONY: prod-code-server prod-daemon prod-webserver workers
 
 help:
 	@echo "make demo   - install into .venv, seed the embedded demo data, run the pipeline end to end"
@@ -22,6 +32,8 @@ help:
 	@echo "make bench-pipeline [ARGS=\"--flights N --json FILE\"] - read / library / in-process / daemon paths side by side (not part of make test)"
 	@echo "make lint   - ruff"
 	@echo "make prod-code-server | prod-daemon | prod-webserver - the production services, one each (README \"Production\")"
+	@echo "make workers - a Celery worker for process_flights_celery (FLIGHT_FEES_EXECUTOR=celery; docs/DEPLOYMENT.md)"
+	@echo "DAGSTER_INSTANCE=postgres make dev|demo|test - Dagster instance on PostgreSQL (DAGSTER_POSTGRES_URL)"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -35,9 +47,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: $(INSTANCE_YAML)
+	@$(if $(filter postgres,$(DAGSTER_INSTANCE)),test -n "$$DAGSTER_POSTGRES_URL" || { echo "DAGSTER_INSTANCE=postgres needs DAGSTER_POSTGRES_URL (postgresql://user@host/db)"; exit 2; })
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp $(INSTANCE_YAML) $(DAGSTER_HOME)/dagster.yaml
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/flight-fees demo
@@ -89,6 +102,13 @@ prod-daemon: install $(PROD_DAGSTER_HOME)/dagster.yaml
 
 prod-webserver: install $(PROD_DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(PROD_DAGSTER_HOME) scripts/prod_service.sh webserver
+
+# scale-out (docs/DEPLOYMENT.md): a Celery worker running the steps of process_flights_celery,
+# in the foreground; as many as wanted, on any machine with this environment (the production
+# instance, FLIGHT_FEES_CELERY_BROKER / _BACKEND, default RabbitMQ and Redis on 127.0.0.1);
+# FLIGHT_FEES_WORKER_CONCURRENCY processes each (default: the cores)
+workers: install $(PROD_DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(PROD_DAGSTER_HOME) scripts/prod_service.sh worker
 
 clean:
 	rm -rf .flight_fees .dagster_home .pytest_cache

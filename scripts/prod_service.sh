@@ -5,9 +5,10 @@
 #   scripts/prod_service.sh code-server   # the code location; run workers are ITS children
 #   scripts/prod_service.sh daemon        # sensors, schedules, run queue, run monitoring
 #   scripts/prod_service.sh webserver     # the UI
+#   scripts/prod_service.sh worker        # a Celery worker (scale-out mode, docs/DEPLOYMENT.md)
 #
 # The daemon and the webserver load the code location from the code server (workspace-prod.yaml),
-# so restarting either never touches a run in progress. All three need the same environment:
+# so restarting either never touches a run in progress. All of them need the same environment:
 # DAGSTER_HOME (holding dagster-prod.yaml as dagster.yaml), DAGSTER_POSTGRES_URL,
 # FLIGHT_FEES_DATABASE_URL and the other FLIGHT_FEES_* settings. The fault suite
 # (flight_fees_tests/faults) starts its services through this script.
@@ -31,8 +32,19 @@ webserver)
     exec "$bin/dagster-webserver" -w "$root/workspace-prod.yaml" \
         -h "${FLIGHT_FEES_WEBSERVER_HOST:-127.0.0.1}" -p "${FLIGHT_FEES_WEBSERVER_PORT:-3000}"
     ;;
+worker)
+    # runs the steps of process_flights_celery (FLIGHT_FEES_EXECUTOR=celery) taken from the
+    # broker FLIGHT_FEES_CELERY_BROKER, queue FLIGHT_FEES_CELERY_QUEUE; one task per pool
+    # process, FLIGHT_FEES_WORKER_CONCURRENCY processes (default: the machine's cores); the
+    # name carries this process's pid (exec keeps it), so workers on one host stay apart
+    queue="${FLIGHT_FEES_CELERY_QUEUE:-dagster}"
+    concurrency="${FLIGHT_FEES_WORKER_CONCURRENCY:-$(nproc 2>/dev/null || echo 1)}"
+    exec "$bin/celery" -A flight_fees.celery_app worker -Q "$queue" --prefetch-multiplier=1 \
+        -c "$concurrency" -n "${FLIGHT_FEES_WORKER_NAME:-flight_fees-$$}@%h" \
+        -l "${FLIGHT_FEES_WORKER_LOGLEVEL:-INFO}"
+    ;;
 *)
-    echo "usage: $0 code-server|daemon|webserver" >&2
+    echo "usage: $0 code-server|daemon|webserver|worker" >&2
     exit 2
     ;;
 esac
