@@ -16,8 +16,8 @@ Cases (``--cases``, default all three):
 
 Per case, printed side by side:
 
-- engine (``flight_fees.lib.crossings.compute_crossings``) on **all** flights, with the FIR
-  index from the on-disk cache (``flight_fees.lib.fir_index_store``): build time (cold) and
+- engine (``flight_fees.lib.airspace.crossings.compute_crossings``) on **all** flights, with the FIR
+  index from the on-disk cache (``flight_fees.lib.airspace.index_store``): build time (cold) and
   load time (warm) of the index;
 - baseline (a), a geopandas ``sjoin`` point-in-polygon of every position, followed by
   transition detection (pandas), on a subsample (``--sjoin-flights``), compared per point;
@@ -62,9 +62,9 @@ import shapely
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flight_fees.lib import fir_index_store  # noqa: E402
-from flight_fees.lib.crossings import build_fir_index, compute_crossings  # noqa: E402
-from flight_fees.lib.firs import load_firs  # noqa: E402
+from flight_fees.lib.airspace import index_store as fir_index_store  # noqa: E402
+from flight_fees.lib.airspace.crossings import build_fir_index, compute_crossings  # noqa: E402
+from flight_fees.lib.airspace.firs import load_firs  # noqa: E402
 
 FIRS_DIR = ROOT / "flight_fees" / "data" / "firs"
 EUROPE_FIRS = FIRS_DIR / "eurocontrol_firs_2015.geojson"
@@ -340,7 +340,7 @@ def run_case(
     env: dict[str, str],
 ) -> CaseResult:
     """Engine, baselines (a) and (b), and the whole-process comparison on one case."""
-    import flight_fees.lib.crossings as engine_mod
+    import flight_fees.lib.airspace.crossings as engine_mod
 
     n_pts = len(tracks)
     ids = tracks["flight_id"].drop_duplicates()

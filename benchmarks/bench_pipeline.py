@@ -2,7 +2,7 @@
 """Benchmark of the billing pipeline end to end, four paths side by side (``make bench-pipeline``).
 
 ``--flights`` synthetic flights (default 10,000) of ONE UTC day (``--day``) are generated with
-``flight_fees.lib.demo.generate_demo`` in batches of ``--batch`` flights (bounded memory; flight
+``flight_fees.lib.ops.demo.generate_demo`` in batches of ``--batch`` flights (bounded memory; flight
 ids renumbered so they stay unique within the day, registrations that two batches gave to
 different aircraft renamed) into an embedded Parquet track store, cached between runs under
 ``--cache-dir`` by (flights, seed, day, batch). Then, one after the other, each path on a FRESH
@@ -11,7 +11,8 @@ on the server of ``--database-url``) and a fresh ``DAGSTER_HOME``, each as a sub
 own session so that CPU and memory are those of its whole process tree:
 
 - ``read``: the track source's fetch of every flight of the day, in the chunks the pipeline
-  uses (``flight_fees.lib.pipeline.CHUNK_FLIGHTS``, else 1,000 flights), no cleaning: the floor;
+  uses (``flight_fees.lib.processing.pipeline.CHUNK_FLIGHTS``, else 1,000 flights), no cleaning:
+  the floor;
 - ``library``: the library functions alone, no Dagster, chunk by chunk as the processing assets
   do: tracks (``fetch_tracks_chunks``, else ``fetch_tracks_stage`` per chunk) -> attributes ->
   ``crossings_stage`` -> ``bill_stage`` -> ``persist_bills`` (+ failures recorded);
@@ -315,7 +316,7 @@ def child_generate(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
-    from flight_fees.lib.demo import generate_demo, write_track_store
+    from flight_fees.lib.ops.demo import generate_demo, write_track_store
 
     out = Path(args.out)
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
@@ -447,10 +448,10 @@ def prepare_path(
     customers and aircraft loaded; for ``production`` the day's flights enqueued."""
     import pandas as pd
 
+    from flight_fees.lib.core.settings import normalise_database_url
     from flight_fees.lib.db import make_engine, upgrade
-    from flight_fees.lib.queue import FlightQueue
-    from flight_fees.lib.registry import load_aircraft, load_customers
-    from flight_fees.lib.settings import normalise_database_url
+    from flight_fees.lib.ops.queue import FlightQueue
+    from flight_fees.lib.ops.registry import load_aircraft, load_customers
 
     home = work / name
     shutil.rmtree(home, ignore_errors=True)
@@ -601,7 +602,7 @@ def production_done(url: str, n_flights: int, expected_lines: int | None) -> Any
 
 
 def chunk_flights() -> int:
-    from flight_fees.lib import pipeline
+    from flight_fees.lib.processing import pipeline
 
     return int(getattr(pipeline, "CHUNK_FLIGHTS", DEFAULT_CHUNK))
 
@@ -624,19 +625,23 @@ def child_read(args: argparse.Namespace) -> dict[str, Any]:
 
 def child_library(args: argparse.Namespace) -> dict[str, Any]:
     """What the processing assets do, chunk by chunk, without Dagster."""
-    from flight_fees.lib import pipeline as pl
-    from flight_fees.lib.aircraft_types import load_aircraft_types
-    from flight_fees.lib.billing import invoiced_flights, persist_bills, record_flight_failures
+    from flight_fees.lib.airspace.firs import load_firs
+    from flight_fees.lib.airspace.index_store import cached_fir_index
+    from flight_fees.lib.airspace.zones import load_charging_zones
+    from flight_fees.lib.billing.fee_lines import (
+        invoiced_flights,
+        persist_bills,
+        record_flight_failures,
+    )
+    from flight_fees.lib.charging.aircraft_types import load_aircraft_types
+    from flight_fees.lib.charging.fx import load_fx_rates
+    from flight_fees.lib.charging.tariffs import load_tariffs
     from flight_fees.lib.db import make_engine
     from flight_fees.lib.db.engine import transaction
-    from flight_fees.lib.demo import read_airports
-    from flight_fees.lib.fir_index_store import cached_fir_index
-    from flight_fees.lib.firs import load_firs
-    from flight_fees.lib.fx import load_fx_rates
-    from flight_fees.lib.queue import FlightQueue
-    from flight_fees.lib.tariffs import load_tariffs
+    from flight_fees.lib.ops.demo import read_airports
+    from flight_fees.lib.ops.queue import FlightQueue
+    from flight_fees.lib.processing import pipeline as pl
     from flight_fees.lib.tracks import make_track_source
-    from flight_fees.lib.zones import load_charging_zones
 
     day = dt.date.fromisoformat(args.day)
     engine = make_engine()
@@ -689,9 +694,9 @@ def child_library(args: argparse.Namespace) -> dict[str, Any]:
 
 def child_warm(args: argparse.Namespace) -> None:
     """Fill the FIR-index cache the paths share (outside the measurements)."""
-    from flight_fees.lib.fir_index_store import cached_fir_index
-    from flight_fees.lib.firs import load_firs
-    from flight_fees.lib.zones import load_charging_zones
+    from flight_fees.lib.airspace.firs import load_firs
+    from flight_fees.lib.airspace.index_store import cached_fir_index
+    from flight_fees.lib.airspace.zones import load_charging_zones
 
     warnings.simplefilter("ignore")  # the FIR set's data warnings: the fir_boundaries asset's
     firs = load_firs()

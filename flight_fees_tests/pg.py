@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from flight_fees.lib.settings import normalise_database_url
+from flight_fees.lib.core.settings import normalise_database_url
 
 ENV_URL = "FLIGHT_FEES_TEST_POSTGRES_URL"
 LOCAL_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

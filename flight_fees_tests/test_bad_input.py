@@ -43,16 +43,16 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from flight_fees.lib.aircraft_types import (
+from flight_fees.lib.airspace.firs import FirDataError, load_firs, validate_firs
+from flight_fees.lib.charging.aircraft_types import (
     AircraftTypesError,
     UnknownMtow,
     load_aircraft_types,
     select_mtow,
 )
-from flight_fees.lib.attributes import AttributeSourceError, CsvAttributeSource
-from flight_fees.lib.firs import FirDataError, load_firs, validate_firs
-from flight_fees.lib.fx import FxDataError, FxRates, load_fx_rates
-from flight_fees.lib.registry import RegistryError, load_aircraft, load_customers
+from flight_fees.lib.charging.attributes import AttributeSourceError, CsvAttributeSource
+from flight_fees.lib.charging.fx import FxDataError, FxRates, load_fx_rates
+from flight_fees.lib.ops.registry import RegistryError, load_aircraft, load_customers
 from flight_fees.lib.tracks import ParquetTrackSource
 from flight_fees_tests.pinot_broker import synthetic_positions
 
@@ -137,14 +137,14 @@ def test_reference_world_firs_across_the_antimeridian_still_load():
 def test_listed_row_tests_exist():
     doc = __doc__ or ""
     modules = {
-        "flight_fees_tests.test_intake": [
+        "flight_fees_tests.http.test_intake": [
             "test_every_malformed_signed_body_is_400",
             "test_weak_secrets_are_refused",
             "test_replayed_request_is_refused",
             "test_one_json_log_line_per_request_never_the_secret",
             "test_client_disconnect_is_one_line_without_traceback",
         ],
-        "flight_fees_tests.test_intake_load": [
+        "flight_fees_tests.http.test_intake_load": [
             "test_unsigned_large_uploads_keep_memory_bounded",
             "test_slow_header_connections_are_closed",
             "test_slow_body_is_cut_off",
@@ -225,9 +225,9 @@ def store_with_corrupt_files(tmp_path: Path) -> ParquetTrackSource:
 
 
 def test_track_store_corrupt_file_fails_only_its_flights(store_with_corrupt_files, engine):
-    from flight_fees.lib.billing import record_flight_failures
-    from flight_fees.lib.pipeline import fetch_tracks_stage
-    from flight_fees.lib.queue import FlightQueue
+    from flight_fees.lib.billing.fee_lines import record_flight_failures
+    from flight_fees.lib.ops.queue import FlightQueue
+    from flight_fees.lib.processing.pipeline import fetch_tracks_stage
 
     source = store_with_corrupt_files
     result = source.fetch([101, 102, 103, 104], day=DAY)
@@ -275,9 +275,9 @@ def test_track_store_a_flight_split_over_a_corrupt_file_is_not_billed(tmp_path: 
 def test_source_faults_spend_no_attempts_and_open_the_breaker(engine, fault):
     """Ten rounds of a broker incident: the healthy flights never lose an attempt (the old
     code made them dead after five), the breaker opens after five; then they bill."""
-    from flight_fees.lib.billing import settle_track_failures
-    from flight_fees.lib.breaker import CircuitBreaker
-    from flight_fees.lib.queue import FlightQueue
+    from flight_fees.lib.billing.fee_lines import settle_track_failures
+    from flight_fees.lib.ops.breaker import CircuitBreaker
+    from flight_fees.lib.ops.queue import FlightQueue
     from flight_fees.lib.tracks import PinotTrackSource
     from flight_fees_tests.pinot_broker import StandInPinotBroker
 
@@ -312,8 +312,8 @@ def test_source_faults_spend_no_attempts_and_open_the_breaker(engine, fault):
 
 
 def test_source_faults_are_released_but_flight_data_faults_count(engine):
-    from flight_fees.lib.billing import record_flight_failures
-    from flight_fees.lib.queue import FlightQueue
+    from flight_fees.lib.billing.fee_lines import record_flight_failures
+    from flight_fees.lib.ops.queue import FlightQueue
 
     queue = FlightQueue(engine, retry_backoff_s=600)
     queue.enqueue([1, 2, 3, 4], flight_date=DAY)
@@ -402,8 +402,8 @@ def test_crossings_cli_positions_outside_every_fir_fail_loudly(tmp_path: Path):
 def test_crossings_cli_cleans_tracks_as_the_pipeline_does(tmp_path: Path):
     """Conflicting duplicate timestamps: the pipeline keeps the first position of each
     timestamp; the command now gives exactly the pipeline's crossings."""
-    from flight_fees.lib.crossings import compute_crossings
-    from flight_fees.lib.fir_index_store import cached_fir_index, load_firs_cached
+    from flight_fees.lib.airspace.crossings import compute_crossings
+    from flight_fees.lib.airspace.index_store import cached_fir_index, load_firs_cached
     from flight_fees.lib.tracks import clean_tracks
 
     track = _straight_track()
@@ -438,7 +438,7 @@ def test_terminal_invoice_show_strips_control_characters(engine, db_url, monkeyp
     from typer.testing import CliRunner
 
     from flight_fees.cli.invoice import invoice_app
-    from flight_fees.lib.invoicing import consolidate
+    from flight_fees.lib.billing.invoicing import consolidate
     from flight_fees_tests.factories import make_customer, make_fee_line, make_flight
 
     monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", db_url)
@@ -458,7 +458,7 @@ def test_terminal_queue_errors_strip_control_characters(engine, db_url, monkeypa
     from typer.testing import CliRunner
 
     from flight_fees.cli.main import app
-    from flight_fees.lib.queue import FlightQueue
+    from flight_fees.lib.ops.queue import FlightQueue
 
     monkeypatch.setenv("FLIGHT_FEES_DATABASE_URL", db_url)
     queue = FlightQueue(engine)
@@ -478,7 +478,7 @@ def test_ids_file_reports_the_non_utf8_line_and_goes_on(
     from typer.testing import CliRunner
 
     from flight_fees.cli.main import app
-    from flight_fees.lib.intake_files import parse_flight_ids
+    from flight_fees.lib.ops.intake_files import parse_flight_ids
 
     ids = tmp_path / "ids.txt"
     ids.write_bytes(b"flight_id\n101\n102\xff\n103\n\xe9104\n105\n")

@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from flight_fees.cli.main import app
+from flight_fees.lib.core.redact import environment_secrets, mask_url, redact
 from flight_fees.lib.db import make_engine
-from flight_fees.lib.redact import environment_secrets, mask_url, redact
 from flight_fees.lib.tracks import PinotTrackSource, make_track_source
 from flight_fees_tests.pinot_broker import StandInPinotBroker, closed_port, synthetic_positions
 
@@ -147,7 +147,7 @@ def test_a_pipeline_run_with_credentials_leaks_nothing(
         Workspace,
     )
     from flight_fees.lib.db import upgrade
-    from flight_fees.lib.queue import FlightQueue
+    from flight_fees.lib.ops.queue import FlightQueue
 
     caplog.set_level(logging.DEBUG)
     db_url = make_url(postgres_database_url).set(password=DB_PW).render_as_string(False)

@@ -10,7 +10,7 @@ Conversion (deterministic, standard library only), mirroring ``scripts/convert_f
 
 - keep **both** layers, ``TYPE`` ``FIR`` (lateral flight information regions) and ``UIR``
   (upper regions stacked over them), with their vertical limits: the loader
-  (``flight_fees.lib.firs.load_firs``) picks the layer, never this script;
+  (``flight_fees.lib.airspace.firs.load_firs``) picks the layer, never this script;
 - keep the properties ``IDENT``, ``ICAO`` (state prefix: 1 to 3 letters, e.g. ``K``, ``LF``,
   ``UTA``), ``NAME``, ``TYPE``, ``LOWERLIMIT``/``LOWERUNIT``, ``UPPERLIMIT``/``UPPERUNIT`` and
   ``EFFECTDATE``; add ``COUNTRY`` (the state of the FIR, from the ICAO prefix, table below;

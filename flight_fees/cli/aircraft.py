@@ -2,7 +2,7 @@
 
 A declared MTOW takes effect on a UTC day (``--effective-from`` / CSV ``effective_from``;
 empty: since always) and stays in force until the next declaration: a flight is billed with
-the declaration in force on its day (:mod:`flight_fees.lib.registry`).
+the declaration in force on its day (:mod:`flight_fees.lib.ops.registry`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from flight_fees.cli.customers import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from flight_fees.lib.registry import AircraftView
+    from flight_fees.lib.ops.registry import AircraftView
 
 aircraft_app = typer.Typer(
     help="Aircraft: add, list, import a CSV file (declared MTOW with the day it takes effect).",
@@ -72,7 +72,7 @@ def add_command(
     actor: ActorOption = None,
 ) -> None:
     """Create an aircraft, or update it and declare its MTOW from a day on."""
-    from flight_fees.lib.registry import add_aircraft
+    from flight_fees.lib.ops.registry import add_aircraft
 
     values = {
         "registration": registration, "icao24": icao24, "aircraft_type": aircraft_type,
@@ -95,7 +95,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List aircraft with operator, current MTOW and MTOW declarations."""
-    from flight_fees.lib.registry import list_aircraft
+    from flight_fees.lib.ops.registry import list_aircraft
 
     aircraft = list_aircraft(open_engine(migrated=True), operator=operator)
     if as_json:
@@ -117,7 +117,7 @@ def import_command(
     actor: ActorOption = None,
 ) -> None:
     """Import aircraft and MTOW declarations from a CSV file in one transaction."""
-    from flight_fees.lib.registry import import_aircraft
+    from flight_fees.lib.ops.registry import import_aircraft
 
     with registry_errors():
         result = import_aircraft(

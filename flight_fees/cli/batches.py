@@ -36,7 +36,7 @@ def list_command(
     """Processing batches: list with progress, show one's failed flights, --watch."""
     if ctx.invoked_subcommand is not None:
         return
-    from flight_fees.lib.batches import BatchError, list_batches
+    from flight_fees.lib.billing.batches import BatchError, list_batches
 
     the_day = None
     if day is not None:
@@ -86,7 +86,7 @@ def show_command(
     ] = 3600.0,
 ) -> None:
     """Show a batch and its failed flights (category, message); --watch follows it."""
-    from flight_fees.lib.batches import BatchError, batch_detail
+    from flight_fees.lib.billing.batches import BatchError, batch_detail
 
     if interval <= 0 or timeout < 0:
         raise typer.BadParameter("--interval must be positive and --timeout not negative")

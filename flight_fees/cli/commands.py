@@ -18,7 +18,7 @@ from rich.table import Table
 
 from flight_fees.cli.common import EXIT_USAGE, SafeConsole, err_console, fail, open_engine
 from flight_fees.lib.db.models import PRIORITIES
-from flight_fees.lib.queue import FlightQueue, QueueError, validate_priority
+from flight_fees.lib.ops.queue import FlightQueue, QueueError, validate_priority
 
 console = SafeConsole()
 
@@ -88,7 +88,7 @@ def enqueue(
     Invalid ids are reported line by line and the valid ones are queued, one transaction per
     chunk of 5,000. Exit status 1 if any id was invalid.
     """
-    from flight_fees.lib.intake_files import parse_flight_ids
+    from flight_fees.lib.ops.intake_files import parse_flight_ids
 
     try:
         validate_priority(priority)

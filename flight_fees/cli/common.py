@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from flight_fees.lib.values import printable
+from flight_fees.lib.core.values import printable
 
 if TYPE_CHECKING:  # not imported at run time: commands without a database stay light
     from sqlalchemy import Engine
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # not imported at run time: commands without a database stay 
 
 class SafeConsole(Console):
     """A Rich console that strips control characters from every string it renders
-    (:func:`flight_fees.lib.values.printable`): a customer name, a file name or a source's
+    (:func:`flight_fees.lib.core.values.printable`): a customer name, a file name or a source's
     error message holding escape sequences is printed as text, it never drives the terminal.
     Rich's own styles are added after this and are not affected."""
 

@@ -20,7 +20,7 @@ conflicts_app = typer.Typer(
 @conflicts_app.command("list")
 def list_conflicts() -> None:
     """List the open conflicts."""
-    from flight_fees.lib.attributes import open_conflicts
+    from flight_fees.lib.charging.attributes import open_conflicts
 
     frame = open_conflicts(open_engine(migrated=True))
     if frame.empty:
@@ -51,9 +51,9 @@ def resolve(
     """Close a conflict with the correct value; it then wins over every source."""
     from sqlalchemy import select
 
-    from flight_fees.lib.attributes import ConflictNotFound, resolve_conflict
+    from flight_fees.lib.charging.attributes import ConflictNotFound, resolve_conflict
     from flight_fees.lib.db.models import FlightConflict
-    from flight_fees.lib.queue import FlightQueue
+    from flight_fees.lib.ops.queue import FlightQueue
 
     engine = open_engine(migrated=True)
     try:

@@ -22,8 +22,8 @@ def list_command(
     ] = None,
 ) -> None:
     """List credit notes, oldest first, with the invoice each cancels and totals."""
-    from flight_fees.lib.money import format_money
-    from flight_fees.lib.search import list_credit_notes
+    from flight_fees.lib.billing.search import list_credit_notes
+    from flight_fees.lib.core.money import format_money
 
     notes = list_credit_notes(open_engine(migrated=True), customer=customer)
     console = wide_console(highlight=False, soft_wrap=True)
@@ -49,9 +49,9 @@ def show_command(
     number: Annotated[str, typer.Argument(help="Credit-note number, e.g. CN-2026-000001.")],
 ) -> None:
     """Show a credit note, the invoice it cancels and its document's path."""
-    from flight_fees.lib.documents import credit_note_document
-    from flight_fees.lib.invoicing import CreditNoteNotFound, credit_note_detail
-    from flight_fees.lib.money import format_money
+    from flight_fees.lib.billing.invoicing import CreditNoteNotFound, credit_note_detail
+    from flight_fees.lib.core.money import format_money
+    from flight_fees.lib.documents.invoices import credit_note_document
 
     engine = open_engine(migrated=True)
     try:

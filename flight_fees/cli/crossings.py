@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 import typer
 
-from flight_fees.lib.crossings import (
+from flight_fees.lib.airspace.crossings import (
     FirIndex,
     compute_crossings,
     merged_excursions_per_flight,
 )
-from flight_fees.lib.fir_index_store import cached_fir_index, load_firs_cached
-from flight_fees.lib.firs import FirDataError, FirDataWarning
+from flight_fees.lib.airspace.firs import FirDataError, FirDataWarning
+from flight_fees.lib.airspace.index_store import cached_fir_index, load_firs_cached
+from flight_fees.lib.core.values import printable
 from flight_fees.lib.tracks.cleaning import check_track_input
-from flight_fees.lib.tracks_io import PARQUET_SUFFIXES, TracksFileError, read_tracks
-from flight_fees.lib.values import printable
+from flight_fees.lib.tracks.files import PARQUET_SUFFIXES, TracksFileError, read_tracks
 
 __all__ = ["crossings_command", "write_table"]
 

@@ -1,6 +1,6 @@
 """``flight-fees customers ...``: add, list, show and import the customers (operators billed).
 
-Business rules live in :mod:`flight_fees.lib.registry`; this module translates arguments and
+Business rules live in :mod:`flight_fees.lib.ops.registry`; this module translates arguments and
 results. Every change is recorded in the audit log with ``--actor`` (default:
 ``FLIGHT_FEES_ACTOR``, else the login name).
 """
@@ -23,7 +23,7 @@ from flight_fees.cli.common import err_console, fail, open_engine, wide_console
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from flight_fees.lib.registry import ImportResult, RowError
+    from flight_fees.lib.ops.registry import ImportResult, RowError
 
 customers_app = typer.Typer(
     help="Customers (operators billed): add, list, show, import a CSV file.",
@@ -46,7 +46,7 @@ SkipOption = Annotated[
 def registry_errors(code: int = 1) -> Iterator[None]:
     """The registry's refusals as ``error:`` lines (one per bad value of a file) and exit
     ``code`` (1: a file or the database refused; 2 for the values of ``add``'s options)."""
-    from flight_fees.lib.registry import ImportRejected, RegistryError
+    from flight_fees.lib.ops.registry import ImportRejected, RegistryError
 
     try:
         yield
@@ -63,7 +63,7 @@ def registry_errors(code: int = 1) -> Iterator[None]:
 
 
 def actor_of(actor: str | None) -> str:
-    from flight_fees.lib.registry import default_actor
+    from flight_fees.lib.ops.registry import default_actor
 
     return actor.strip() if actor and actor.strip() else default_actor()
 
@@ -113,7 +113,7 @@ def add_command(
     actor: ActorOption = None,
 ) -> None:
     """Create a customer, or update the fields given of an existing one."""
-    from flight_fees.lib.registry import add_customer
+    from flight_fees.lib.ops.registry import add_customer
 
     values = {
         "code": code, "name": name, "address": address, "tax_id": tax_id,
@@ -131,7 +131,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the customers with their billing terms and number of aircraft."""
-    from flight_fees.lib.registry import list_customers
+    from flight_fees.lib.ops.registry import list_customers
 
     customers = list_customers(open_engine(migrated=True))
     console = wide_console(highlight=False, soft_wrap=True)
@@ -168,7 +168,7 @@ def show_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a customer, its aircraft and their declared MTOWs."""
-    from flight_fees.lib.registry import customer_detail
+    from flight_fees.lib.ops.registry import customer_detail
 
     with registry_errors():
         customer, aircraft = customer_detail(open_engine(migrated=True), code)
@@ -204,7 +204,7 @@ def import_command(
     actor: ActorOption = None,
 ) -> None:
     """Import customers from a CSV file in one transaction (nothing when a row is bad)."""
-    from flight_fees.lib.registry import import_customers
+    from flight_fees.lib.ops.registry import import_customers
 
     with registry_errors():
         result = import_customers(

@@ -24,7 +24,7 @@ def _loggers() -> dict[str, Any]:
 
 def ensure_dagster_home() -> Path:
     """Use ``DAGSTER_HOME`` or, when unset, ``<FLIGHT_FEES_HOME>/dagster`` (created)."""
-    from flight_fees.lib.settings import home_dir
+    from flight_fees.lib.core.settings import home_dir
 
     home = Path(os.environ.get("DAGSTER_HOME") or home_dir() / "dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ def run_process_flights(
         )
     if not result.success:  # what process_flights_failure_sensor does for daemon runs
         from flight_fees.lib.db import make_engine
-        from flight_fees.lib.queue import FlightQueue
+        from flight_fees.lib.ops.queue import FlightQueue
 
         FlightQueue(make_engine()).fail_claimed(
             f"run:{result.run_id}",

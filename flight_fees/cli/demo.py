@@ -45,12 +45,12 @@ def demo_command(
         run_process_flights,
         run_reference_refresh,
     )
-    from flight_fees.lib.claims import group_by_day
+    from flight_fees.lib.core.settings import DATABASE_URL_ENV, paths
     from flight_fees.lib.db import make_engine, upgrade
-    from flight_fees.lib.demo import generate_demo, write_track_store
-    from flight_fees.lib.queue import FlightQueue
-    from flight_fees.lib.registry import load_aircraft, load_customers
-    from flight_fees.lib.settings import DATABASE_URL_ENV, paths
+    from flight_fees.lib.ops.claims import group_by_day
+    from flight_fees.lib.ops.demo import generate_demo, write_track_store
+    from flight_fees.lib.ops.queue import FlightQueue
+    from flight_fees.lib.ops.registry import load_aircraft, load_customers
 
     if os.environ.get(DATABASE_URL_ENV):
         fail(f"the demo only writes to the embedded database; unset {DATABASE_URL_ENV}", EXIT_USAGE)
@@ -120,8 +120,8 @@ def demo_command(
         )
 
     # the daily 01:00 schedule over the demo period: only invoice days produce invoices
+    from flight_fees.lib.billing.invoicing import is_invoice_day
     from flight_fees.lib.db.models import Customer
-    from flight_fees.lib.invoicing import is_invoice_day
 
     with engine.connect() as conn:
         customers = conn.execute(select(Customer)).all()
@@ -150,7 +150,7 @@ def demo_command(
         err_console.print(f"[red]overdue sweep failed:[/red] {run_failure_message(sweep)}")
 
     _print_summary(engine, billed, failed)
-    from flight_fees.lib.links import day_maps_url
+    from flight_fees.lib.documents.links import day_maps_url
 
     console.print(
         f"maps:      {day_maps_url(start_day)} (on demand; `make dev` or `flight-fees serve`)"

@@ -55,7 +55,7 @@ def run_checks() -> list[Check]:
     """Every check, with credentials masked in what it says (URL passwords, tokens)."""
     from dataclasses import replace
 
-    from flight_fees.lib.redact import environment_secrets, redact
+    from flight_fees.lib.core.redact import environment_secrets, redact
 
     secrets = environment_secrets()
     return [

@@ -1,4 +1,5 @@
-"""``flight-fees serve-intake``: run the authenticated intake endpoint (see flight_fees.intake).
+"""``flight-fees serve-intake``: run the authenticated intake endpoint (see
+flight_fees.http.intake).
 
 Registered on the main typer app by ``flight_fees.cli.main`` (not here).
 """
@@ -10,7 +11,7 @@ import os
 import typer
 
 from flight_fees.cli.common import SafeConsole
-from flight_fees.intake import (
+from flight_fees.http.intake import (
     SECRET_ENV,
     IntakeLimits,
     create_intake_app,

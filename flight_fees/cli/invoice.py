@@ -29,8 +29,8 @@ from flight_fees.cli.lines import (
     ZoneOption,
     line_filters,
 )
+from flight_fees.lib.core.money import format_money
 from flight_fees.lib.db.models import INVOICE_STATUSES
-from flight_fees.lib.money import format_money
 
 __all__ = ["invoice_app"]
 
@@ -54,8 +54,8 @@ def _clean_errors() -> Iterator[None]:
     """Turn the expected domain errors into one clear line and a non-zero exit."""
     from sqlalchemy.exc import OperationalError
 
+    from flight_fees.lib.billing.invoicing import InvoicingError
     from flight_fees.lib.db import DatabaseError
-    from flight_fees.lib.invoicing import InvoicingError
 
     try:
         yield
@@ -115,7 +115,7 @@ def list_command(
     """List invoices, oldest first, with totals per currency."""
     from rich.markup import escape
 
-    from flight_fees.lib.search import search_invoices
+    from flight_fees.lib.billing.search import search_invoices
 
     wanted = _status_option(status)
     filters = line_filters(
@@ -161,7 +161,7 @@ def list_command(
 def _document_target(number: str, html_out: Path | None) -> tuple[Path, str | None]:
     """(directory, file name) of the document: ``--html-out`` ending in .html/.htm is a file,
     anything else a directory; default ``<FLIGHT_FEES_HOME>/invoices/<number>.html``."""
-    from flight_fees.lib.settings import paths
+    from flight_fees.lib.core.settings import paths
 
     if html_out is None:
         return paths().invoices, None
@@ -188,8 +188,8 @@ def show_command(
     """Print an invoice summary and write (and optionally open) its HTML and PDF documents."""
     from rich.markup import escape
 
-    from flight_fees.lib.documents import write_invoice_document
-    from flight_fees.lib.invoicing import invoice_detail
+    from flight_fees.lib.billing.invoicing import invoice_detail
+    from flight_fees.lib.documents.invoices import write_invoice_document
 
     number = number.strip()
     out_dir, filename = _document_target(number, html_out)
@@ -274,7 +274,7 @@ def pay_command(
     ] = None,
 ) -> None:
     """Mark a PENDING or OVERDUE invoice PAID."""
-    from flight_fees.lib.invoicing import pay
+    from flight_fees.lib.billing.invoicing import pay
 
     paid_at = None
     if paid_on is not None:
@@ -298,7 +298,7 @@ def void_command(
     VOID with the lines it carried) are written to <FLIGHT_FEES_HOME>/invoices/."""
     from rich.markup import escape
 
-    from flight_fees.lib.documents import void_invoice
+    from flight_fees.lib.documents.invoices import void_invoice
 
     with _clean_errors():
         done = void_invoice(open_engine(migrated=True), number.strip(), reason)
@@ -329,7 +329,7 @@ def overdue_command(
     ] = None,
 ) -> None:
     """Mark PENDING invoices past their due date OVERDUE (idempotent)."""
-    from flight_fees.lib.invoicing import mark_overdue
+    from flight_fees.lib.billing.invoicing import mark_overdue
 
     day = _parse_day(today, "--date") if today else dt.datetime.now(dt.UTC).date()
     with _clean_errors():
@@ -368,11 +368,11 @@ def consolidate_command(
     from rich.markup import escape
     from sqlalchemy import select
 
+    from flight_fees.lib.billing.invoicing import consolidate
+    from flight_fees.lib.core.settings import paths
     from flight_fees.lib.db.models import Customer
-    from flight_fees.lib.documents import default_zone_names, write_invoice_document
-    from flight_fees.lib.invoicing import consolidate
-    from flight_fees.lib.issuer import load_issuer
-    from flight_fees.lib.settings import paths
+    from flight_fees.lib.documents.invoices import default_zone_names, write_invoice_document
+    from flight_fees.lib.documents.issuer import load_issuer
 
     as_of = _parse_day(day, "--date")
     console = _console()
@@ -463,8 +463,8 @@ def document_command(
 ) -> None:
     """Print the path of an invoice or credit-note document (HTML or PDF), rendering it when
     missing or out of date; the document server serves the same files."""
-    from flight_fees.lib.documents import credit_note_document, invoice_document
-    from flight_fees.lib.invoicing import CreditNoteNotFound, InvoiceNotFound
+    from flight_fees.lib.billing.invoicing import CreditNoteNotFound, InvoiceNotFound
+    from flight_fees.lib.documents.invoices import credit_note_document, invoice_document
 
     with _clean_errors():
         engine = open_engine(migrated=True)

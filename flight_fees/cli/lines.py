@@ -1,4 +1,4 @@
-"""``flight-fees lines``: search fee lines (:mod:`flight_fees.lib.search`)."""
+"""``flight-fees lines``: search fee lines (:mod:`flight_fees.lib.billing.search`)."""
 
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ def line_filters(
     invoice: str | None = None,
     status: str | None = None,
 ) -> Any:
-    """The :class:`~flight_fees.lib.search.LineFilters` of the options (usage error if bad)."""
-    from flight_fees.lib.queue import QueueError, parse_flight_id
-    from flight_fees.lib.search import LineFilters, SearchError
+    """The :class:`~flight_fees.lib.billing.search.LineFilters` of the options (usage error if
+    bad)."""
+    from flight_fees.lib.billing.search import LineFilters, SearchError
+    from flight_fees.lib.ops.queue import QueueError, parse_flight_id
 
     def day(value: str | None, option: str) -> dt.date | None:
         if value is None:
@@ -96,8 +97,8 @@ def lines_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the page as CSV.")] = False,
 ) -> None:
     """Search fee lines by flight, callsign, registration, customer, zone, day, invoice, status."""
-    from flight_fees.lib.money import format_money
-    from flight_fees.lib.search import LINE_FIELDS, SearchError, search_lines
+    from flight_fees.lib.billing.search import LINE_FIELDS, SearchError, search_lines
+    from flight_fees.lib.core.money import format_money
 
     if as_json and as_csv:
         raise typer.BadParameter("give --json or --csv, not both", param_hint="'--csv'")

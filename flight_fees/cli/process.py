@@ -54,7 +54,7 @@ def process_command(
         run_failure_message,
         run_process_flights,
     )
-    from flight_fees.lib.queue import QueueError, parse_flight_id
+    from flight_fees.lib.ops.queue import QueueError, parse_flight_id
 
     try:
         ids = [parse_flight_id(f) for f in flight_ids or []]
@@ -117,7 +117,7 @@ def process_command(
 
 def _explain_invoiced(engine, flight_ids: list[int]) -> None:  # type: ignore[no-untyped-def]
     """Say how to re-bill the requested flights that are refused because they are invoiced."""
-    from flight_fees.lib.invoicing import OPEN_STATUSES, invoices_of_flights
+    from flight_fees.lib.billing.invoicing import OPEN_STATUSES, invoices_of_flights
 
     for fid, inv in sorted(invoices_of_flights(engine, flight_ids).items()):
         if inv.status not in OPEN_STATUSES:

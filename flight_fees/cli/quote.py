@@ -18,8 +18,8 @@ import typer
 from rich.table import Table
 
 from flight_fees.cli.common import SafeConsole, fail
-from flight_fees.lib.money import CategorizedError, InvalidAmount, format_money, to_decimal
-from flight_fees.lib.tariffs import Quote, load_tariffs, load_unit_rates_csv, quote
+from flight_fees.lib.charging.tariffs import Quote, load_tariffs, load_unit_rates_csv, quote
+from flight_fees.lib.core.money import CategorizedError, InvalidAmount, format_money, to_decimal
 
 __all__ = ["AirspaceClassOption", "CategoryOption", "quote_command"]
 

@@ -35,8 +35,8 @@ def import_command(
     actor: ActorOption = None,
 ) -> None:
     """Check a rates file row by row and merge it into <home>/reference/ (one transaction)."""
-    from flight_fees.lib.rates import RATE_KINDS, import_rates
-    from flight_fees.lib.settings import paths
+    from flight_fees.lib.charging.rates import RATE_KINDS, import_rates
+    from flight_fees.lib.core.settings import paths
 
     if kind.strip().lower() not in RATE_KINDS:
         raise typer.BadParameter(

@@ -1,4 +1,4 @@
-"""``flight-fees serve``: the read-only document server (see flight_fees.lib.docserver).
+"""``flight-fees serve``: the read-only document server (see flight_fees.http.docserver).
 
 Registered lazily by ``flight_fees.cli.main``.
 """
@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from flight_fees.cli.common import EXIT_USAGE, err_console, fail
-from flight_fees.lib.links import DEFAULT_PORT, PUBLIC_URL_ENV
+from flight_fees.lib.documents.links import DEFAULT_PORT, PUBLIC_URL_ENV
 
 
 def serve_command(
@@ -36,7 +36,7 @@ def serve_command(
     UI use FLIGHT_FEES_PUBLIC_URL (default http://127.0.0.1:8090). Optional background tiles:
     FLIGHT_FEES_MAP_TILE_URL (maps work offline without them).
     """
-    from flight_fees.lib.docserver import (
+    from flight_fees.http.docserver import (
         TOKEN_ENV,
         create_document_app,
         is_loopback,
@@ -53,9 +53,9 @@ def serve_command(
     import uvicorn
 
     from flight_fees.cli.common import open_engine
-    from flight_fees.lib.map_service import MapService
-    from flight_fees.lib.maps import map_assets_from_env
-    from flight_fees.lib.settings import home_dir
+    from flight_fees.lib.core.settings import home_dir
+    from flight_fees.lib.documents.map_service import MapService
+    from flight_fees.lib.documents.maps import map_assets_from_env
 
     engine = open_engine()
     try:

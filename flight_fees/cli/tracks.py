@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from flight_fees.cli.common import EXIT_USAGE, SafeConsole, fail
-from flight_fees.lib.queue import QueueError, parse_flight_id
+from flight_fees.lib.ops.queue import QueueError, parse_flight_id
 from flight_fees.lib.tracks import (
     SOURCE_KINDS,
     TrackFetchResult,

@@ -14,10 +14,10 @@ import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
+from flight_fees.lib.core.settings import DATA_DIR, Paths, database_url, home_dir
 from flight_fees.lib.db import make_engine
-from flight_fees.lib.queue import FlightQueue
-from flight_fees.lib.settings import Paths, database_url, home_dir
-from flight_fees.lib.workstore import WorkStore
+from flight_fees.lib.ops.queue import FlightQueue
+from flight_fees.lib.ops.workstore import WorkStore
 
 
 class BillingDatabase(dg.ConfigurableResource):
@@ -80,7 +80,7 @@ class TrackStore(dg.ConfigurableResource):
         return make_track_source(kind, store=root)
 
     def breaker(self, engine: Engine, name: str) -> Any:
-        from flight_fees.lib.breaker import CircuitBreaker
+        from flight_fees.lib.ops.breaker import CircuitBreaker
 
         return CircuitBreaker(
             engine,
@@ -117,7 +117,7 @@ class ReferenceData(dg.ConfigurableResource):
         """The FIR set. What the loader warns about (overlaps, repaired polygons, dissolved
         ids) is kept in :meth:`fir_warnings` and shown by the ``fir_boundaries`` asset, not
         printed by every run."""
-        from flight_fees.lib.firs import FirDataWarning, load_firs
+        from flight_fees.lib.airspace.firs import FirDataWarning, load_firs
 
         def load() -> Any:
             with warnings.catch_warnings(record=True) as caught:
@@ -142,7 +142,7 @@ class ReferenceData(dg.ConfigurableResource):
         """The FIR set prepared for the crossing engine (``lib.crossings.FirIndex``): built
         once per FIR set and then loaded from the on-disk cache (``lib.fir_index_store``),
         kept in memory for the life of this resource."""
-        from flight_fees.lib.fir_index_store import cached_fir_index
+        from flight_fees.lib.airspace.index_store import cached_fir_index
 
         return self._cached("fir_index", lambda: cached_fir_index(self.firs()))
 
@@ -152,14 +152,14 @@ class ReferenceData(dg.ConfigurableResource):
         return list(self._cache.get("fir_warnings", []))
 
     def charging_zones(self) -> Any:
-        from flight_fees.lib.zones import load_charging_zones
+        from flight_fees.lib.airspace.zones import load_charging_zones
 
         return self._cached(
             "zones", lambda: load_charging_zones(self.charging_zones_path, firs=self.firs())
         )
 
     def tariffs(self) -> Any:
-        from flight_fees.lib import tariffs as t
+        from flight_fees.lib.charging import tariffs as t
 
         def load() -> Any:
             loaded = t.load_tariffs(self.tariffs_path)
@@ -171,22 +171,18 @@ class ReferenceData(dg.ConfigurableResource):
         return self._cached("tariffs", load)
 
     def fx_rates(self) -> Any:
-        from flight_fees.lib.fx import load_fx_rates
+        from flight_fees.lib.charging.fx import load_fx_rates
 
-        path = (
-            self.fx_rates_path
-            or _imported("fx_rates.csv")
-            or Path(__file__).resolve().parents[1] / "data" / "fx_rates_sample.csv"
-        )
+        path = self.fx_rates_path or _imported("fx_rates.csv") or DATA_DIR / "fx_rates_sample.csv"
         return self._cached("fx", lambda: load_fx_rates(path))
 
     def aircraft_types(self) -> Any:
-        from flight_fees.lib.aircraft_types import load_aircraft_types
+        from flight_fees.lib.charging.aircraft_types import load_aircraft_types
 
         return self._cached("types", lambda: load_aircraft_types(self.aircraft_types_path))
 
     def airports(self) -> Any:
-        from flight_fees.lib.demo import read_airports
+        from flight_fees.lib.ops.demo import read_airports
 
         return self._cached("airports", read_airports)
 

@@ -9,7 +9,8 @@ invoice and credit-note documents, processing logs.
                                                 route, zones, amount, invoices, map links
 ``GET /maps/flight/{flight_id}[?day=D]``        the flight's map, rendered on demand, cached
 ``GET /maps/flight/{flight_id}/{country}``      the flight's part in one country (on demand)
-``GET /invoices/{number}.html`` / ``.pdf``      invoice document (``flight_fees.lib.documents``)
+``GET /invoices/{number}.html`` / ``.pdf``      invoice document
+(``flight_fees.lib.documents.invoices``)
 ``GET /credit-notes/{number}.html`` / ``.pdf``  credit-note document
 ``GET /logs/`` / ``GET /logs/{name}.json``      processing logs (``<home>/processing_logs``)
 ``GET /static/...``                             Leaflet, basemap, map script (package files)
@@ -50,9 +51,9 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from flight_fees.lib import links
-from flight_fees.lib.maps import STATIC_DIR
-from flight_fees.lib.settings import Paths
+from flight_fees.lib.core.settings import Paths
+from flight_fees.lib.documents import links
+from flight_fees.lib.documents.maps import STATIC_DIR
 
 __all__ = [
     "COOKIE_NAME",
@@ -68,7 +69,7 @@ __all__ = [
 TOKEN_ENV = "FLIGHT_FEES_SERVE_TOKEN"
 MIN_TOKEN_LENGTH = 16
 COOKIE_NAME = "flight_fees_token"
-DOCUMENTS_MODULE = "flight_fees.lib.documents"
+DOCUMENTS_MODULE = "flight_fees.lib.documents.invoices"
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
 _DOCUMENT = re.compile(r"^(?P<number>[A-Za-z0-9][A-Za-z0-9_\-]{0,59})\.(?P<fmt>html|pdf)$")
@@ -218,7 +219,7 @@ def _parse_day(value: str) -> dt.date | None:
 
 
 def _documents_function(name: str) -> Callable[..., Any] | None:
-    """``flight_fees.lib.documents.<name>`` if that module provides it."""
+    """``flight_fees.lib.documents.invoices.<name>`` if that module provides it."""
     try:
         module = importlib.import_module(DOCUMENTS_MODULE)
     except ImportError:
@@ -231,9 +232,11 @@ def _invoice_html_fallback(engine: Engine, number: str, fmt: str, **_: Any) -> s
     """The invoice page of ``lib.documents.render_invoice_html`` (for a documents module
     without ``invoice_document``); HTML only."""
     if fmt != "html":
-        raise NotImplementedError("PDF invoices need flight_fees.lib.documents.invoice_document")
-    from flight_fees.lib.documents import render_invoice_html
-    from flight_fees.lib.invoicing import invoice_detail
+        raise NotImplementedError(
+            "PDF invoices need flight_fees.lib.documents.invoices.invoice_document"
+        )
+    from flight_fees.lib.billing.invoicing import invoice_detail
+    from flight_fees.lib.documents.invoices import render_invoice_html
 
     return render_invoice_html(invoice_detail(engine, number))
 
@@ -246,7 +249,7 @@ def create_document_app(
     token: str | None = None,
 ) -> Starlette:
     """The document server over ``engine`` (billing database), ``maps`` (a
-    :class:`~flight_fees.lib.map_service.MapService`) and the home ``home``."""
+    :class:`~flight_fees.lib.documents.map_service.MapService`) and the home ``home``."""
     paths = Paths(Path(home))
     tiles = " https: http:" if getattr(maps.assets, "tile_url", None) else ""
     map_csp = _MAP_CSP.format(tiles=tiles)
@@ -288,7 +291,7 @@ def create_document_app(
         return _html(await run_in_threadpool(maps.day_index, day))
 
     async def flight_map(request: Request) -> Response:
-        from flight_fees.lib.map_service import MapNotFound
+        from flight_fees.lib.documents.map_service import MapNotFound
 
         flight_id = request.path_params["flight_id"]
         country = request.path_params.get("country")

@@ -39,7 +39,7 @@ per process: run one intake process per database (``flight-fees serve-intake`` d
 ``GET /health``: 200 ``{"status": "ok", "queue": {status: count}}``, 503 when the database
 cannot be queried. No signature needed.
 
-Every ``POST /flights`` is logged as one JSON line on logger ``flight_fees.intake``
+Every ``POST /flights`` is logged as one JSON line on logger ``flight_fees.http.intake``
 (``{"event": "intake", "status", "client", "reason" | "received", "added", ...}``; never the
 secret, never a traceback for a client that hung up). :func:`serve` runs the app with
 connection-level limits: a header deadline (slow-header connections are closed), a maximum of
@@ -77,7 +77,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from flight_fees.lib.db.models import PRIORITIES
-from flight_fees.lib.queue import FlightQueue, QueueError, parse_flight_id
+from flight_fees.lib.ops.queue import FlightQueue, QueueError, parse_flight_id
 
 __all__ = [
     "CONTENT_SHA256_HEADER",

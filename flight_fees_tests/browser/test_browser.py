@@ -9,9 +9,9 @@ import re
 import pytest
 from sqlalchemy import select
 
+from flight_fees.lib.core.money import format_money
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.models import Invoice
-from flight_fees.lib.money import format_money
 from flight_fees_tests.browser.conftest import screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]

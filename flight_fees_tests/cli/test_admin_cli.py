@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from flight_fees.cli.main import app
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.models import FeeLine, Flight
-from flight_fees.lib.registry import AIRCRAFT_CSV_HEADER, CUSTOMER_CSV_HEADER, WEEKDAYS
+from flight_fees.lib.ops.registry import AIRCRAFT_CSV_HEADER, CUSTOMER_CSV_HEADER, WEEKDAYS
 
 runner = CliRunner()
 
@@ -82,8 +82,8 @@ def test_bad_import_reports_every_row_on_stderr_and_exits_1(on_db, tmp_path):
 def test_mtow_declared_from_a_day_bills_each_flight_with_its_day(
     postgres_server_url, tmp_path, monkeypatch, dagster_home
 ):
-    from flight_fees.lib.demo import generate_demo, write_track_store
-    from flight_fees.lib.settings import paths
+    from flight_fees.lib.core.settings import paths
+    from flight_fees.lib.ops.demo import generate_demo, write_track_store
     from flight_fees_tests.pg import create_database, drop_database
 
     name = f"ff_accept_{tmp_path.name[-20:].lower()}"

@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from flight_fees.cli.crossings import crossings_command
-from flight_fees.lib.tracks_io import TracksFileError, parse_ts, read_tracks
+from flight_fees.lib.tracks.files import TracksFileError, parse_ts, read_tracks
 
 T0 = pd.Timestamp("2024-05-01T10:00:00Z")
 OUT_COLUMNS = [
@@ -56,8 +56,8 @@ def brussels_frankfurt(n_flights: int = 2) -> pd.DataFrame:
 def reference() -> pd.DataFrame:
     import warnings
 
-    from flight_fees.lib.crossings import compute_crossings
-    from flight_fees.lib.firs import load_firs
+    from flight_fees.lib.airspace.crossings import compute_crossings
+    from flight_fees.lib.airspace.firs import load_firs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

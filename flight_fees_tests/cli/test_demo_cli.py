@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from flight_fees.cli.main import app
+from flight_fees.lib.core.settings import paths
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.models import FeeLine, FlightQueueItem, Invoice
-from flight_fees.lib.links import day_maps_url
-from flight_fees.lib.settings import paths
+from flight_fees.lib.documents.links import day_maps_url
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flight_fees.cli.invoice import invoice_app
-from flight_fees.lib.invoicing import consolidate, invoice_detail, list_invoices
+from flight_fees.lib.billing.invoicing import consolidate, invoice_detail, list_invoices
 from flight_fees_tests.factories import make_customer, make_fee_line, make_flight
 
 D = dt.date

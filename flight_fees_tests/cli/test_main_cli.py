@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flight_fees.cli.main import app
-from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.ops.queue import FlightQueue
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def test_doctor_explains_a_bad_database_url_without_traceback(monkeypatch, url):
 
 
 def test_doctor_passes_on_a_migrated_database_with_a_store(cli_db, tmp_path, monkeypatch):
-    from flight_fees.lib.settings import paths
+    from flight_fees.lib.core.settings import paths
 
     paths().tracks.mkdir(parents=True)
     result = runner.invoke(app, ["doctor"])

@@ -7,10 +7,10 @@ import datetime as dt
 from typer.testing import CliRunner
 
 from flight_fees.cli.main import app
+from flight_fees.lib.core.settings import paths
 from flight_fees.lib.db import make_engine
-from flight_fees.lib.demo import generate_demo, write_track_store
-from flight_fees.lib.registry import load_aircraft, load_customers
-from flight_fees.lib.settings import paths
+from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.ops.registry import load_aircraft, load_customers
 
 DAY = dt.date(2026, 10, 27)
 runner = CliRunner()

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from flight_fees.cli.main import app
+from flight_fees.lib.billing.invoicing import invoice_detail, list_invoices
+from flight_fees.lib.core.settings import paths
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.models import Customer, FeeLine, FlightQueueItem, Invoice
-from flight_fees.lib.invoicing import invoice_detail, list_invoices
-from flight_fees.lib.settings import paths
 
 runner = CliRunner()
 

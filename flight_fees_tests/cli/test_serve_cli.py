@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from flight_fees.cli.main import app
-from flight_fees.lib.docserver import TOKEN_ENV
+from flight_fees.http.docserver import TOKEN_ENV
 
 runner = CliRunner()
 

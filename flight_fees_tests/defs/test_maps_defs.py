@@ -8,11 +8,11 @@ import datetime as dt
 import dagster as dg
 
 from flight_fees.definitions import defs
+from flight_fees.lib.core.settings import paths
 from flight_fees.lib.db import make_engine
-from flight_fees.lib.demo import generate_demo, write_track_store
-from flight_fees.lib.map_service import read_day_flights
-from flight_fees.lib.registry import load_aircraft, load_customers
-from flight_fees.lib.settings import paths
+from flight_fees.lib.documents.map_service import read_day_flights
+from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.ops.registry import load_aircraft, load_customers
 from flight_fees_tests.defs.test_processing import _meta
 
 DAY = dt.date(2026, 10, 29)

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from flight_fees.definitions import defs
+from flight_fees.lib.core.settings import paths
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Aircraft, FeeLine, Flight, FlightQueueItem
-from flight_fees.lib.demo import generate_demo, write_track_store
-from flight_fees.lib.queue import FlightQueue, utcnow
-from flight_fees.lib.registry import load_aircraft, load_customers
-from flight_fees.lib.settings import paths
+from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.ops.queue import FlightQueue, utcnow
+from flight_fees.lib.ops.registry import load_aircraft, load_customers
 
 DAY = dt.date(2026, 10, 27)
 
@@ -146,7 +146,7 @@ def test_backfill_without_ids_processes_the_whole_day(world):
 
 
 def test_backfill_again_after_invoicing_leaves_invoiced_flights_alone(world):
-    from flight_fees.lib.invoicing import consolidate
+    from flight_fees.lib.billing.invoicing import consolidate
 
     data, engine = world
     with dg.instance_for_test() as instance:
@@ -180,7 +180,7 @@ def test_backfill_again_after_invoicing_leaves_invoiced_flights_alone(world):
 def test_a_crashed_run_hands_its_flights_back_through_the_failure_sensor(world, monkeypatch):
     from flight_fees.defs.processing.sensors import process_flights_failure_sensor
     from flight_fees.defs.resources import BillingDatabase
-    from flight_fees.lib import pipeline
+    from flight_fees.lib.processing import pipeline
 
     data, engine = world
     ids = [int(f) for f in data.flights["flight_id"]]
@@ -232,7 +232,7 @@ def process_flights_job():  # module level: reconstructable for dg.execute_job
 def test_process_flights_runs_in_one_process_and_reexecutes_from_failure(world, monkeypatch):
     import os
 
-    import flight_fees.lib.pipeline as pipeline
+    import flight_fees.lib.processing.pipeline as pipeline
 
     data, engine = world
     ids = [int(f) for f in data.flights["flight_id"]]

@@ -20,9 +20,9 @@ from flight_fees.defs.resources import (
 )
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.models import FeeLine, FlightQueueItem
-from flight_fees.lib.demo import generate_demo
-from flight_fees.lib.queue import FlightQueue
-from flight_fees.lib.registry import load_aircraft, load_customers
+from flight_fees.lib.ops.demo import generate_demo
+from flight_fees.lib.ops.queue import FlightQueue
+from flight_fees.lib.ops.registry import load_aircraft, load_customers
 from flight_fees_tests.pinot_broker import StandInPinotBroker
 
 DAY = dt.date(2026, 10, 28)
@@ -161,7 +161,7 @@ def test_resolving_the_conflict_unblocks_billing_with_the_chosen_mtow(
     from typer.testing import CliRunner
 
     from flight_fees.cli.main import app
-    from flight_fees.lib.attributes import open_conflicts
+    from flight_fees.lib.charging.attributes import open_conflicts
 
     data, engine, broker = world
     flight = data.flights.iloc[0]

@@ -8,7 +8,7 @@ import pytest
 
 from flight_fees.defs.queue.sensors import flight_queue_sensor
 from flight_fees.defs.resources import BillingDatabase, TrackStore
-from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.ops.queue import FlightQueue
 
 DAY1 = dt.date(2026, 10, 26)
 DAY2 = dt.date(2026, 10, 27)

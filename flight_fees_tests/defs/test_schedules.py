@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from flight_fees.defs.invoicing.schedules import consolidate_invoices_daily
-from flight_fees.lib.invoicing import is_invoice_day
+from flight_fees.lib.billing.invoicing import is_invoice_day
 
 
 class _Customer:

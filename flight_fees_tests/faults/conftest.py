@@ -1,7 +1,7 @@
 """Fixtures of the fault suite: the scenario day and its fault-free bill, and fresh stacks.
 
 The day: ``generate_demo`` flights of one UTC day in a Parquet track store, customers and
-aircraft loaded with ``flight_fees.lib.registry``. The fault-free bill: the same three
+aircraft loaded with ``flight_fees.lib.ops.registry``. The fault-free bill: the same three
 processing assets materialized in this process (no daemon, no fault) on a fresh PostgreSQL
 database. Every scenario gets its own billing and Dagster databases (dropped afterwards) and
 its own services, killed in teardown.
@@ -28,8 +28,8 @@ from sqlalchemy.engine import make_url
 
 from flight_fees.lib.db import make_engine, upgrade
 from flight_fees.lib.db.models import FeeLine
-from flight_fees.lib.demo import generate_demo, write_track_store
-from flight_fees.lib.registry import load_aircraft, load_customers
+from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.ops.registry import load_aircraft, load_customers
 from flight_fees_tests.faults.stack import ROOT, Stack
 from flight_fees_tests.pg import create_database, drop_database
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.ops.queue import FlightQueue
 from flight_fees_tests.faults.conftest import DAY, FaultDay, fee_lines, record_recovery
 from flight_fees_tests.faults.stack import Stack, ThrowawayCluster, Watch, wait_until
 

@@ -1,5 +1,5 @@
 """The read-only document server: routes, confinement to the home (no traversal), the bearer
-token, documents through ``flight_fees.lib.documents``. SQLite and PostgreSQL."""
+token, documents through ``flight_fees.lib.documents.invoices``. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from flight_fees.lib import docserver
-from flight_fees.lib.docserver import (
+from flight_fees.http import docserver
+from flight_fees.http.docserver import (
     COOKIE_NAME,
     PathRefused,
     confined_path,
@@ -19,9 +19,14 @@ from flight_fees.lib.docserver import (
     is_loopback,
     validate_token,
 )
-from flight_fees.lib.settings import Paths
+from flight_fees.lib.core.settings import Paths
 from flight_fees_tests.aio import run_coroutine
-from flight_fees_tests.lib.test_map_service import DAY, FLIGHT_ID, make_service, seed_stored
+from flight_fees_tests.lib.documents.test_map_service import (
+    DAY,
+    FLIGHT_ID,
+    make_service,
+    seed_stored,
+)
 
 TOKEN = "s3cret-token-of-32-characters-xx"
 
@@ -115,7 +120,7 @@ def test_processing_logs_and_no_path_leaves_its_root(app, home):
         "/logs/.hidden.json",
         "/logs/link-out.json",  # a symlink out of the logs folder
         "/static/../lib/maps.py",
-        "/static/../../flight_fees/lib/settings.py",
+        "/static/../../flight_fees/lib/core/settings.py",
         "/static/leaflet/../../lib/maps.py",
         "/static//etc/passwd",
         "/static/%2e%2e/lib/maps.py",
@@ -213,7 +218,7 @@ def test_day_route_needs_a_date(app):
 
 
 def test_country_names_with_a_slash(engine, home):
-    from flight_fees_tests.lib.test_maps import _firs
+    from flight_fees_tests.lib.documents.test_maps import _firs
 
     seed_stored(engine, home)
     firs = _firs().assign(country=["FR", "FR", "Belgium/Luxembourg", "IT"])  # LSAS renamed

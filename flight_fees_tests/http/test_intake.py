@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from flight_fees.cli import intake as intake_cli
-from flight_fees.intake import (
+from flight_fees.http.intake import (
     CONTENT_SHA256_HEADER,
     NONCE_HEADER,
     SIGNATURE_HEADER,
@@ -27,7 +27,7 @@ from flight_fees.intake import (
 )
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.models import FlightQueueItem
-from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.ops.queue import FlightQueue
 from flight_fees_tests.aio import run_coroutine
 
 SECRET = "s3cret-intake-key-0123"
@@ -274,11 +274,11 @@ def test_unusable_database_is_503(tmp_path: Path, kind: str):
 
 
 def test_one_json_log_line_per_request_never_the_secret(client, caplog):
-    caplog.set_level(logging.INFO, logger="flight_fees.intake")
+    caplog.set_level(logging.INFO, logger="flight_fees.http.intake")
     assert _post(client, [7, 8]).status_code == 200
     assert _post(client, ["x"]).status_code == 400
     assert client.post("/flights", content=b"[1]").status_code == 401
-    lines = [r for r in caplog.records if r.name == "flight_fees.intake"]
+    lines = [r for r in caplog.records if r.name == "flight_fees.http.intake"]
     records = [json.loads(r.getMessage()) for r in lines]
     assert [r["status"] for r in records] == [200, 400, 401]
     assert records[0]["received"] == 2 and records[0]["added"] == 2
@@ -322,7 +322,9 @@ def test_client_disconnect_is_one_line_without_traceback(engine, caplog):
         return None
 
     run_coroutine(app(scope, receive, send))
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "flight_fees.intake"]
+    lines = [
+        json.loads(r.getMessage()) for r in caplog.records if r.name == "flight_fees.http.intake"
+    ]
     assert lines == [{**lines[0], "status": 499, "reason": "client disconnected before the body"}]
     assert all(r.exc_info is None for r in caplog.records)
     assert not any("Traceback" in r.getMessage() for r in caplog.records)

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flight_fees.intake import sign
+from flight_fees.http.intake import sign
 from flight_fees.lib.db import make_engine, upgrade
 
 SECRET = "load-test-secret-5f1c9a7e3b"

@@ -48,9 +48,9 @@ def invoices(
     reference: ReferenceData,
     workspace: Workspace,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.documents import write_invoice_document
-    from flight_fees.lib.invoicing import consolidate
-    from flight_fees.lib.links import invoice_url
+    from flight_fees.lib.billing.invoicing import consolidate
+    from flight_fees.lib.documents.invoices import write_invoice_document
+    from flight_fees.lib.documents.links import invoice_url
 
     day = consolidation_day(config)
     engine = billing.engine()

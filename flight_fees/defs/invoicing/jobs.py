@@ -15,7 +15,7 @@ consolidate_invoices = dg.define_asset_job(
 
 @dg.op(description="PENDING invoices past their due date become OVERDUE (idempotent).")
 def mark_overdue(context: dg.OpExecutionContext, billing: BillingDatabase) -> None:
-    from flight_fees.lib.invoicing import mark_overdue as sweep
+    from flight_fees.lib.billing.invoicing import mark_overdue as sweep
 
     today = dt.datetime.now(dt.UTC).date()
     changed = sweep(billing.engine(), today)

@@ -38,10 +38,10 @@ def flight_maps(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.firs import default_fir_set
-    from flight_fees.lib.links import day_maps_url, flight_map_url
-    from flight_fees.lib.map_service import MapService
-    from flight_fees.lib.maps import map_assets_from_env
+    from flight_fees.lib.airspace.firs import default_fir_set
+    from flight_fees.lib.documents.links import day_maps_url, flight_map_url
+    from flight_fees.lib.documents.map_service import MapService
+    from flight_fees.lib.documents.maps import map_assets_from_env
 
     day = partition_day(context)
     if not settings.render_maps:

@@ -55,7 +55,7 @@ def _mark_failures(
 ) -> None:
     if not failures:
         return
-    from flight_fees.lib.billing import record_flight_failures
+    from flight_fees.lib.billing.fee_lines import record_flight_failures
 
     statuses = record_flight_failures(
         billing.engine(), billing.queue(), failures, batch_id=context.run.run_id
@@ -98,8 +98,8 @@ def flight_tracks(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.billing import settle_track_failures
-    from flight_fees.lib.pipeline import stream_tracks
+    from flight_fees.lib.billing.fee_lines import settle_track_failures
+    from flight_fees.lib.processing.pipeline import stream_tracks
 
     day = partition_day(context)
     ids = list(config.flight_ids)
@@ -229,7 +229,7 @@ def fir_crossings(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.pipeline import stream_crossings
+    from flight_fees.lib.processing.pipeline import stream_crossings
 
     day = partition_day(context)
     store = workspace.work_store()
@@ -296,10 +296,10 @@ def fee_lines(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.audit import FlightTiming, ProcessingLog, write_processing_log
-    from flight_fees.lib.batches import finish_batch, start_batch
-    from flight_fees.lib.links import day_maps_url, processing_log_url
-    from flight_fees.lib.pipeline import stream_bills
+    from flight_fees.lib.billing.batches import finish_batch, start_batch
+    from flight_fees.lib.documents.links import day_maps_url, processing_log_url
+    from flight_fees.lib.ops.audit import FlightTiming, ProcessingLog, write_processing_log
+    from flight_fees.lib.processing.pipeline import stream_bills
 
     day = partition_day(context)
     store = workspace.work_store()

@@ -13,7 +13,7 @@ from flight_fees.defs.resources import BillingDatabase
     "conflict (e.g. two MTOWs for one registration): such flights are not billed.",
 )
 def open_attribute_conflicts(billing: BillingDatabase) -> dg.AssetCheckResult:
-    from flight_fees.lib.attributes import open_conflicts
+    from flight_fees.lib.charging.attributes import open_conflicts
 
     frame = open_conflicts(billing.engine())
     rows = (

@@ -9,7 +9,7 @@ import dagster as dg
 
 from flight_fees.defs.processing.jobs import process_flights
 from flight_fees.defs.resources import BillingDatabase
-from flight_fees.lib.queue import SettleResult
+from flight_fees.lib.ops.queue import SettleResult
 
 
 def settle_failed_run(

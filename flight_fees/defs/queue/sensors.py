@@ -13,7 +13,7 @@ import dagster as dg
 
 from flight_fees.defs.partitions import daily_partitions
 from flight_fees.defs.resources import BillingDatabase, TrackStore
-from flight_fees.lib.claims import chunked, group_by_day
+from flight_fees.lib.ops.claims import chunked, group_by_day
 
 #: flights claimed per tick (the system this replaces claimed 10; a run handles hundreds of
 #: flights in one vectorised pass, so claim enough to keep the run queue fed)

@@ -23,7 +23,7 @@ GROUP = "reference"
     description="Lateral boundaries of the flight information regions (FIRs).",
 )
 def fir_boundaries(reference: ReferenceData) -> dg.MaterializeResult:
-    from flight_fees.lib.firs import find_fir_overlaps
+    from flight_fees.lib.airspace.firs import find_fir_overlaps
 
     firs = reference.firs()
     minx, miny, maxx, maxy = _bounds(firs)
@@ -48,7 +48,7 @@ def fir_boundaries(reference: ReferenceData) -> dg.MaterializeResult:
 
 def _shipped(what: str) -> str:
     """Label of the shipped file used when no path is configured (``FLIGHT_FEES_FIR_SET``)."""
-    from flight_fees.lib.firs import default_fir_set
+    from flight_fees.lib.airspace.firs import default_fir_set
 
     fir_set = default_fir_set()
     path = fir_set.firs_path if what == "firs" else fir_set.zones_path

@@ -319,7 +319,7 @@ def build_fir_index(
     Results are cached (by FIR ids and geometry WKB), so repeated calls are cheap.
 
     Args:
-        firs: the FIR frame (``flight_fees.lib.firs.load_firs``); geometries in lon/lat.
+        firs: the FIR frame (``flight_fees.lib.airspace.firs.load_firs``); geometries in lon/lat.
         cell_deg: grid cell size in degrees (enlarged if the grid would exceed ``max_cells``).
         max_cells: upper bound of grid cells.
     """

@@ -43,7 +43,7 @@ import pandas as pd
 import pyproj
 import shapely
 
-from flight_fees.lib.settings import FIR_SET_ENV, FIR_SET_NAMES, fir_set_name
+from flight_fees.lib.core.settings import DATA_DIR, FIR_SET_ENV, FIR_SET_NAMES, fir_set_name
 
 __all__ = [
     "DEFAULT_FIRS_PATH",
@@ -62,7 +62,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DATA: Final[Path] = Path(__file__).resolve().parent.parent / "data"
+_DATA: Final[Path] = DATA_DIR
 #: The 58 European FIRs of 2015 (``data/firs/PROVENANCE.md``) and their charging zones.
 EUROPE_FIRS_PATH: Final[Path] = _DATA / "firs" / "eurocontrol_firs_2015.geojson"
 EUROPE_ZONES_PATH: Final[Path] = _DATA / "charging_zones.yaml"

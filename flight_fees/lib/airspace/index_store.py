@@ -1,4 +1,5 @@
-"""On-disk cache of prepared FIR sets: build a :class:`~flight_fees.lib.crossings.FirIndex` once
+"""On-disk cache of prepared FIR sets: build a
+:class:`~flight_fees.lib.airspace.crossings.FirIndex` once
 per FIR set, reuse it in every later process.
 
 Building the index of a FIR set (grid fill, sub-cells, boundary edge blocks) costs about a
@@ -14,7 +15,8 @@ strings as fixed-width unicode, geometries as WKB; the STRtree is rebuilt and th
 prepared on load.
 
 Keys are SHA-256 digests of everything the content depends on: for an index, the FIR ids and
-geometry WKB (in ``fir_id`` order, as :func:`~flight_fees.lib.crossings.build_fir_index` sees
+geometry WKB (in ``fir_id`` order, as :func:`~flight_fees.lib.airspace.crossings.build_fir_index`
+sees
 them), the build parameters, :data:`FORMAT_VERSION` and the source of the crossing engine
 (a changed engine never reads an index built by an older one); for a FIR frame, the file's
 bytes, the loader arguments, :data:`FORMAT_VERSION` and the loader's source. A stale entry is
@@ -41,8 +43,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from flight_fees.lib import crossings as _crossings
-from flight_fees.lib.crossings import FirIndex, build_fir_index
+from flight_fees.lib.airspace import crossings as _crossings
+from flight_fees.lib.airspace.crossings import FirIndex, build_fir_index
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -61,7 +63,7 @@ __all__ = [
 CACHE_DIR_ENV: Final[str] = "FLIGHT_FEES_CACHE_DIR"
 #: Bump whenever the stored layout or the meaning of a stored array changes.
 FORMAT_VERSION: Final[int] = 1
-#: Default build parameters of :func:`~flight_fees.lib.crossings.build_fir_index`.
+#: Default build parameters of :func:`~flight_fees.lib.airspace.crossings.build_fir_index`.
 DEFAULT_CELL_DEG: Final[float] = 0.025
 DEFAULT_MAX_CELLS: Final[int] = 16_000_000
 
@@ -94,7 +96,7 @@ def cache_root() -> Path:
     env = os.environ.get(CACHE_DIR_ENV, "").strip()
     if env:
         return Path(env).expanduser().resolve()
-    from flight_fees.lib.settings import home_dir
+    from flight_fees.lib.core.settings import home_dir
 
     return home_dir() / "cache"
 
@@ -120,7 +122,8 @@ def cached_fir_index(
     cell_deg: float = DEFAULT_CELL_DEG,
     max_cells: int = DEFAULT_MAX_CELLS,
 ) -> FirIndex:
-    """:func:`~flight_fees.lib.crossings.build_fir_index` of ``firs``, built at most once per
+    """:func:`~flight_fees.lib.airspace.crossings.build_fir_index` of ``firs``, built at most once
+    per
     FIR set: from memory, else from ``<cache_dir>/<key>.npz``, else built and stored there.
 
     Args:
@@ -248,14 +251,16 @@ def load_firs_cached(
     cache_dir: str | Path | None = None,
     **loader_args: Any,
 ) -> pd.DataFrame:
-    """:func:`flight_fees.lib.firs.load_firs` of ``path``, read from a cache keyed by the file's
+    """:func:`flight_fees.lib.airspace.firs.load_firs` of ``path``, read from a cache keyed by the
+    file's
     bytes, the loader arguments and the loader's source; stored after the first load.
 
-    The loader's :class:`~flight_fees.lib.firs.FirDataWarning` are stored with the frame and
+    The loader's :class:`~flight_fees.lib.airspace.firs.FirDataWarning` are stored with the frame
+    and
     re-emitted on every cache hit, so a caller sees the same warnings either way. ``path=None``
     is the shipped FIR file that ``load_firs(None)`` reads (``FLIGHT_FEES_FIR_SET``).
     """
-    from flight_fees.lib import firs as firs_mod
+    from flight_fees.lib.airspace import firs as firs_mod
 
     if path is None:
         try:

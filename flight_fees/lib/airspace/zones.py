@@ -16,7 +16,7 @@ evaluated on the UTC date of a visit's entry. Two optional keys:
   (:class:`ZoneDataWarning`) with their count per zone, and :func:`split_zone_visits`
   returns them as a second frame (same columns) for callers that show "visits in uncharged
   zones". A zone with a tariff must stay charged; a charged zone without tariff still fails
-  the flight with ``no_tariff`` (``flight_fees.lib.fees``).
+  the flight with ``no_tariff`` (``flight_fees.lib.charging.fees``).
 
 :func:`zone_visits` turns the crossings frame (one row per FIR visit) into the zone visits
 frame of ``docs/ARCHITECTURE.md``: consecutive, contiguous crossings of one flight in FIRs of
@@ -38,9 +38,9 @@ import pandas as pd
 import pyproj
 import shapely
 
-from flight_fees.lib.crossings import VISIT_FLOAT_COLUMNS, VISIT_SPAN_COLUMNS
-from flight_fees.lib.safe_yaml import YamlDataError, load_yaml
-from flight_fees.lib.tariffs.model import AIRSPACE_CLASSES
+from flight_fees.lib.airspace.crossings import VISIT_FLOAT_COLUMNS, VISIT_SPAN_COLUMNS
+from flight_fees.lib.charging.tariffs.model import AIRSPACE_CLASSES
+from flight_fees.lib.core.safe_yaml import YamlDataError, load_yaml
 
 __all__ = [
     "DEFAULT_ZONES_PATH",
@@ -56,7 +56,7 @@ __all__ = [
 
 
 def _import_default_path() -> Path:
-    from flight_fees.lib.firs import WORLD_ZONES_PATH, FirDataError, default_fir_set
+    from flight_fees.lib.airspace.firs import WORLD_ZONES_PATH, FirDataError, default_fir_set
 
     try:
         return default_fir_set().zones_path
@@ -65,7 +65,8 @@ def _import_default_path() -> Path:
 
 
 #: The default zone file at import time: the one of the shipped FIR set selected by
-#: ``FLIGHT_FEES_FIR_SET`` (``flight_fees.lib.firs.default_fir_set``); :func:`load_charging_zones`
+#: ``FLIGHT_FEES_FIR_SET`` (``flight_fees.lib.airspace.firs.default_fir_set``);
+#: :func:`load_charging_zones`
 #: resolves the default again on each call.
 DEFAULT_ZONES_PATH: Final[Path] = _import_default_path()
 #: Airspace class of a FIR membership without ``class``.
@@ -197,9 +198,9 @@ def load_charging_zones(
 
     Args:
         path: YAML zone file; ``None`` = the zone file of the shipped FIR set selected by
-            ``FLIGHT_FEES_FIR_SET`` (``flight_fees.lib.firs.default_fir_set``).
+            ``FLIGHT_FEES_FIR_SET`` (``flight_fees.lib.airspace.firs.default_fir_set``).
         firs: the FIR set the zones refer to; ``None`` = the shipped FIR set
-            (``flight_fees.lib.firs.load_firs()``).
+            (``flight_fees.lib.airspace.firs.load_firs()``).
 
     Raises:
         ZoneDataError: unreadable / malformed file, zone id not upper-case, duplicate zone,
@@ -210,7 +211,7 @@ def load_charging_zones(
         ZoneDataWarning: FIRs of the set that belong to no zone.
     """
     if path is None:
-        from flight_fees.lib.firs import default_fir_set
+        from flight_fees.lib.airspace.firs import default_fir_set
 
         src = default_fir_set().zones_path
     else:
@@ -227,7 +228,7 @@ def load_charging_zones(
     if not isinstance(doc, dict) or not isinstance(doc.get("zones"), dict) or not doc["zones"]:
         raise ZoneDataError(f"{src}: expected a mapping with a non-empty 'zones' mapping")
     if firs is None:
-        from flight_fees.lib.firs import load_firs
+        from flight_fees.lib.airspace.firs import load_firs
 
         firs = load_firs()
 
@@ -593,7 +594,7 @@ def _aerodrome_flags(
     inside = np.zeros(idx.size, dtype=bool)
     m = zones.memberships
     # normalised FIR polygons (antimeridian-safe, lon within [-180, 180])
-    from flight_fees.lib.crossings import build_fir_index
+    from flight_fees.lib.airspace.crossings import build_fir_index
 
     index = build_fir_index(zones.firs)
     geoms = dict(zip(index.fir_ids, index.geoms, strict=True))

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import FeeLine, Flight, Invoice
-from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.ops.queue import FlightQueue
 from flight_fees.lib.tracks.base import SOURCE_FAULT_CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,7 @@ def settle_track_failures(
     an attempt; otherwise the source answered (breaker success) and only the flights' own
     data faults count as attempts. ``delivered``: flights whose tracks were fetched (none
     with a fault: the source is down). ``breaker``: a
-    :class:`~flight_fees.lib.breaker.CircuitBreaker` (or anything with ``record_failure`` /
+    :class:`~flight_fees.lib.ops.breaker.CircuitBreaker` (or anything with ``record_failure`` /
     ``record_success``).
     """
     faults = sorted(

@@ -197,9 +197,9 @@ def search_invoices(
     status: str | None = None,
     customer: str | None = None,
 ) -> pd.DataFrame:
-    """:func:`~flight_fees.lib.invoicing.list_invoices` (of one invoice status / customer)
+    """:func:`~flight_fees.lib.billing.invoicing.list_invoices` (of one invoice status / customer)
     restricted, when any line filter is given, to the invoices carrying a matching line."""
-    from flight_fees.lib.invoicing import list_invoices
+    from flight_fees.lib.billing.invoicing import list_invoices
 
     frame = list_invoices(engine, status=status, customer_code=customer)
     if not any(v is not None for v in vars(filters).values()):

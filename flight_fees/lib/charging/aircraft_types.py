@@ -21,9 +21,10 @@ from typing import ClassVar, Final
 
 import pandas as pd
 
-from flight_fees.lib.money import CategorizedError, InvalidAmount, to_decimal
-from flight_fees.lib.plausibility import MAX_MTOW_KG
-from flight_fees.lib.values import is_missing
+from flight_fees.lib.core.money import CategorizedError, InvalidAmount, to_decimal
+from flight_fees.lib.core.plausibility import MAX_MTOW_KG
+from flight_fees.lib.core.settings import DATA_DIR
+from flight_fees.lib.core.values import is_missing
 
 __all__ = [
     "DEFAULT_AIRCRAFT_TYPES_PATH",
@@ -37,9 +38,7 @@ __all__ = [
     "select_mtow_frame",
 ]
 
-DEFAULT_AIRCRAFT_TYPES_PATH: Final[Path] = (
-    Path(__file__).resolve().parents[1] / "data" / "aircraft_types.csv"
-)
+DEFAULT_AIRCRAFT_TYPES_PATH: Final[Path] = DATA_DIR / "aircraft_types.csv"
 #: ``mtow_source`` of a declared (registration) MTOW; a type MTOW is ``type:<ICAO>``.
 REGISTRATION_SOURCE: Final[str] = "registration"
 

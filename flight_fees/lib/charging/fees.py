@@ -1,8 +1,9 @@
 """Fee lines: the charge of every charging-zone visit, in the zone's and the billing currency.
 
-:func:`compute_fee_lines` joins the zone visits (``flight_fees.lib.zones.zone_visits``) with
+:func:`compute_fee_lines` joins the zone visits (``flight_fees.lib.airspace.zones.zone_visits``)
+with
 one row of attributes per flight, quotes each visit with the zone's tariff
-(:func:`flight_fees.lib.tariffs.quote`) and converts the amount to the flight's billing
+(:func:`flight_fees.lib.charging.tariffs.quote`) and converts the amount to the flight's billing
 currency with the zone's FX policy.
 
 Rules
@@ -10,12 +11,13 @@ Rules
 - **All or nothing per flight**: if any visit of a flight fails (no tariff, missing FX rate,
   unknown MTOW, invalid data), the flight gets no line at all and is reported in
   ``failures`` as ``{flight_id: (category, message)}``; the other flights go on. Only
-  :class:`~flight_fees.lib.money.CategorizedError` is caught: programming errors propagate.
+  :class:`~flight_fees.lib.core.money.CategorizedError` is caught: programming errors propagate.
 - **Zones without a tariff** fail the flight with ``no_tariff``: every FIR belongs to a
   charging zone, so a visit of an unknown zone means the tariff file lacks that zone (or has
   no version on the date) and must not be billed as zero silently. Zones the installation
   does not charge at all are flagged ``charged: false`` in the zone file: their visits never
-  reach this module (``flight_fees.lib.zones.zone_visits`` leaves them out and reports them,
+  reach this module (``flight_fees.lib.airspace.zones.zone_visits`` leaves them out and reports
+  them,
   see ``split_zone_visits``), so a flight crossing e.g. Canada is still billed in Europe.
 - **Date**: the tariff version and the FX rate are those of the UTC day of the visit's
   ``entry_time`` (``date_basis="zone_entry"``, the default: a midnight tariff switch applies
@@ -55,10 +57,11 @@ from typing import Any, ClassVar, Final, Literal
 import numpy as np
 import pandas as pd
 
-from flight_fees.lib.aircraft_types import UnknownMtow
-from flight_fees.lib.crossings import VISIT_SPAN_COLUMNS
-from flight_fees.lib.fx import FxRates
-from flight_fees.lib.money import (
+from flight_fees.lib.airspace.crossings import VISIT_SPAN_COLUMNS
+from flight_fees.lib.charging.aircraft_types import UnknownMtow
+from flight_fees.lib.charging.fx import FxRates
+from flight_fees.lib.charging.tariffs import Tariffs, parse_flags, quote
+from flight_fees.lib.core.money import (
     CategorizedError,
     InvalidAmount,
     normalize_currency,
@@ -66,8 +69,7 @@ from flight_fees.lib.money import (
     to_decimal,
     to_utc_date,
 )
-from flight_fees.lib.tariffs import Tariffs, parse_flags, quote
-from flight_fees.lib.values import is_missing
+from flight_fees.lib.core.values import is_missing
 
 __all__ = [
     "FEE_LINE_COLUMNS",

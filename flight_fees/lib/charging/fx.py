@@ -43,7 +43,7 @@ from typing import ClassVar, Final
 
 import pandas as pd
 
-from flight_fees.lib.money import (
+from flight_fees.lib.core.money import (
     CALC_CONTEXT,
     CategorizedError,
     InvalidAmount,
@@ -55,7 +55,7 @@ from flight_fees.lib.money import (
     to_decimal,
     to_utc_date,
 )
-from flight_fees.lib.plausibility import (
+from flight_fees.lib.core.plausibility import (
     MAX_RATE_PER_EUR,
     MAX_STORED_AMOUNT,
     MAX_STORED_FX_RATE,

@@ -1,13 +1,13 @@
 """``flight-fees rates import``: monthly unit rates and FX rates into the reference files of
 the home directory, row by row checked against the plausibility limits.
 
-- unit rates: ``zone,month,rate,currency`` (as :mod:`flight_fees.lib.tariffs.unit_rates`),
-  rate above 0 and at most :data:`~flight_fees.lib.tariffs.loader.MAX_TARIFF_VALUE`, a zone
+- unit rates: ``zone,month,rate,currency`` (as :mod:`flight_fees.lib.charging.tariffs.unit_rates`),
+  rate above 0 and at most :data:`~flight_fees.lib.charging.tariffs.loader.MAX_TARIFF_VALUE`, a zone
   of the tariffs; merged into ``<home>/reference/unit_rates.csv`` (a row replaces the one of
   the same zone and month).
 - FX rates: ``date,currency,rate_per_eur``, rate within
-  :data:`~flight_fees.lib.plausibility.MIN_RATE_PER_EUR` ..
-  :data:`~flight_fees.lib.plausibility.MAX_RATE_PER_EUR`; merged into
+  :data:`~flight_fees.lib.core.plausibility.MIN_RATE_PER_EUR` ..
+  :data:`~flight_fees.lib.core.plausibility.MAX_RATE_PER_EUR`; merged into
   ``<home>/reference/fx_rates.csv`` (a row replaces the one of the same day and currency).
 
 Every bad value is reported with its line and field and nothing is written, unless
@@ -28,10 +28,21 @@ from typing import Final
 
 from sqlalchemy import Engine
 
+from flight_fees.lib.core.money import (
+    InvalidAmount,
+    InvalidCurrency,
+    normalize_currency,
+    to_decimal,
+)
+from flight_fees.lib.core.plausibility import MAX_RATE_PER_EUR, MIN_RATE_PER_EUR
 from flight_fees.lib.db.engine import transaction
-from flight_fees.lib.money import InvalidAmount, InvalidCurrency, normalize_currency, to_decimal
-from flight_fees.lib.plausibility import MAX_RATE_PER_EUR, MIN_RATE_PER_EUR
-from flight_fees.lib.registry import ImportRejected, RegistryError, RowError, audit, read_import_csv
+from flight_fees.lib.ops.registry import (
+    ImportRejected,
+    RegistryError,
+    RowError,
+    audit,
+    read_import_csv,
+)
 
 RATE_KINDS: Final = ("unit", "fx")
 HEADERS: Final = {
@@ -62,7 +73,7 @@ def _currency(values: dict[str, str], line: int, errors: list[RowError]) -> str:
 def _check_unit(
     values: dict[str, str], line: int, zones: set[str]
 ) -> tuple[tuple[str, str], list[str], list[RowError]]:
-    from flight_fees.lib.tariffs.loader import MAX_TARIFF_VALUE
+    from flight_fees.lib.charging.tariffs.loader import MAX_TARIFF_VALUE
 
     errors: list[RowError] = []
     zone = values["zone"].strip().upper()
@@ -124,7 +135,7 @@ def import_rates(
     rows = read_import_csv(path, header)
     zones: set[str] = set()
     if kind == "unit":
-        from flight_fees.lib.tariffs import load_tariffs
+        from flight_fees.lib.charging.tariffs import load_tariffs
 
         zones = set(load_tariffs().zone_ids)
     incoming: dict[tuple[str, str], list[str]] = {}
@@ -175,15 +186,15 @@ def import_rates(
 def _load_check(kind: str, path: Path) -> None:
     """The pipeline's loader reads the merged file, or :class:`RegistryError` says why not."""
     if kind == "fx":
-        from flight_fees.lib.fx import FxDataError, load_fx_csv
+        from flight_fees.lib.charging.fx import FxDataError, load_fx_csv
 
         try:
             load_fx_csv(path)
         except FxDataError as exc:
             raise RegistryError(f"the merged FX rates do not load: {exc}") from None
         return
-    from flight_fees.lib.tariffs import load_tariffs, load_unit_rates_csv
-    from flight_fees.lib.tariffs.errors import TariffValidationError
+    from flight_fees.lib.charging.tariffs import load_tariffs, load_unit_rates_csv
+    from flight_fees.lib.charging.tariffs.errors import TariffValidationError
 
     try:
         load_unit_rates_csv(path, load_tariffs())

@@ -7,7 +7,7 @@
 - ``FLIGHT_FEES_FIR_SET``: the shipped airspace used when no FIR / zone file is given:
   ``world`` (default: EUROCONTROL EAD world FIRs with ``charging_zones_world.yaml``) or
   ``europe`` (the 58 European FIRs with ``charging_zones.yaml``); see
-  ``flight_fees.lib.firs.default_fir_set``.
+  ``flight_fees.lib.airspace.firs.default_fir_set``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ DATABASE_URL_ENV = "FLIGHT_FEES_DATABASE_URL"
 FIR_SET_ENV = "FLIGHT_FEES_FIR_SET"
 #: Names accepted by ``FLIGHT_FEES_FIR_SET``; the first is the default.
 FIR_SET_NAMES = ("world", "europe")
+
+#: the installed package and the files shipped with it (reference data, templates, static
+#: assets for maps, Alembic migrations): one place, whatever module asks
+PACKAGE_DIR = Path(__file__).resolve().parents[2]
+DATA_DIR = PACKAGE_DIR / "data"
+TEMPLATE_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 
 
 def home_dir() -> Path:

@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from flight_fees.lib.redact import redact
-from flight_fees.lib.settings import database_url, normalise_database_url
+from flight_fees.lib.core.redact import redact
+from flight_fees.lib.core.settings import database_url, normalise_database_url
 
 
 class DatabaseError(RuntimeError):
@@ -21,7 +21,7 @@ class DatabaseError(RuntimeError):
 
 
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
-    """An engine for ``url`` (default: :func:`flight_fees.lib.settings.database_url`).
+    """An engine for ``url`` (default: :func:`flight_fees.lib.core.settings.database_url`).
 
     SQLite gets foreign keys, WAL journaling and a busy timeout so that the Dagster
     webserver, daemon and run workers can share the embedded file.

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
 
+from flight_fees.lib.core.redact import redact
 from flight_fees.lib.db.migrate import current_revision, head_revision
-from flight_fees.lib.redact import redact
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from flight_fees.lib.money import InvalidAmount, to_decimal
+from flight_fees.lib.core.money import InvalidAmount, to_decimal
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

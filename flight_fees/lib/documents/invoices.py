@@ -8,7 +8,8 @@ path can never become a ``javascript:`` or other URL scheme) or, with ``map_base
 ``<base>/maps/flight/<flight_id>``.
 
 What a document shows
-    - the issuer block, contact and bank details of :func:`flight_fees.lib.issuer.load_issuer`
+    - the issuer block, contact and bank details of
+    :func:`flight_fees.lib.documents.issuer.load_issuer`
       (``FLIGHT_FEES_ISSUER``; the shipped sample is flagged as such on the document);
     - per fee line the figures an operator checks, from the stored tariff computation
       (``fee_lines.details``, see :func:`line_figures`): distance in the tariff's unit,
@@ -53,10 +54,7 @@ from typing import Any, Final, Literal
 import jinja2
 from sqlalchemy import Engine, update
 
-import flight_fees
-from flight_fees.lib.db.engine import transaction
-from flight_fees.lib.db.models import Invoice
-from flight_fees.lib.invoicing import (
+from flight_fees.lib.billing.invoicing import (
     VOID,
     CreditNoteDetail,
     CreditNoteNotFound,
@@ -69,9 +67,12 @@ from flight_fees.lib.invoicing import (
     invoice_detail,
     void,
 )
-from flight_fees.lib.issuer import SAMPLE_ISSUER_PATH, Issuer, load_issuer
-from flight_fees.lib.money import format_money
-from flight_fees.lib.settings import paths
+from flight_fees.lib.core.money import format_money
+from flight_fees.lib.core.settings import TEMPLATE_DIR as _TEMPLATE_DIR
+from flight_fees.lib.core.settings import paths
+from flight_fees.lib.db.engine import transaction
+from flight_fees.lib.db.models import Invoice
+from flight_fees.lib.documents.issuer import SAMPLE_ISSUER_PATH, Issuer, load_issuer
 
 __all__ = [
     "DOCUMENT_FORMATS",
@@ -92,7 +93,7 @@ __all__ = [
     "write_invoice_document",
 ]
 
-TEMPLATE_DIR = Path(flight_fees.__file__).resolve().parent / "templates"
+TEMPLATE_DIR = _TEMPLATE_DIR
 DocumentFormat = Literal["html", "pdf"]
 DOCUMENT_FORMATS: Final[tuple[str, ...]] = ("html", "pdf")
 _EMPTY = "—"
@@ -184,7 +185,7 @@ def _environment() -> jinja2.Environment:
 @lru_cache(maxsize=4)
 def _zone_names_of(path: str, mtime_ns: int) -> Mapping[str, str]:
     del mtime_ns  # cache key only
-    from flight_fees.lib.tariffs import load_tariffs
+    from flight_fees.lib.charging.tariffs import load_tariffs
 
     tariffs = load_tariffs(path)
     return {zid: zone.name for zid, zone in tariffs.zones.items() if zone.name}
@@ -193,7 +194,7 @@ def _zone_names_of(path: str, mtime_ns: int) -> Mapping[str, str]:
 def default_zone_names(tariffs_path: str | Path | None = None) -> Mapping[str, str]:
     """``{zone id: name}`` of the zones of a tariff file (default: the shipped
     ``tariffs.yaml``); read again when the file changes."""
-    from flight_fees.lib.tariffs import DEFAULT_TARIFFS_PATH
+    from flight_fees.lib.charging.tariffs import DEFAULT_TARIFFS_PATH
 
     path = Path(tariffs_path) if tariffs_path is not None else DEFAULT_TARIFFS_PATH
     return _zone_names_of(str(path.resolve()), path.stat().st_mtime_ns)
@@ -300,7 +301,7 @@ def _details(line: InvoiceLine) -> dict[str, Any]:
 def line_figures(line: InvoiceLine, zone_names: Mapping[str, str] | None = None) -> LineFigures:
     """What an operator checks on ``line``, from its stored tariff computation.
 
-    By formula (``fee_lines.details``, see :meth:`flight_fees.lib.tariffs.Quote.to_dict`):
+    By formula (``fee_lines.details``, see :meth:`flight_fees.lib.charging.tariffs.Quote.to_dict`):
 
     - ``distance_weight`` (EUROCONTROL): distance in the tariff's unit, deduction (per
       take-off / landing in the zone), chargeable distance, distance factor, weight factor
@@ -441,7 +442,7 @@ def render_invoice_html(
     issuer = issuer or load_issuer()
     names = default_zone_names() if zone_names is None else zone_names
     flights = []
-    from flight_fees.lib.links import public_url
+    from flight_fees.lib.documents.links import public_url
 
     base = (map_base_url or public_url()).rstrip("/")
     for group in detail.flights:
@@ -645,7 +646,7 @@ def write_credit_note_document(
 ) -> Path:
     """Write ``<out_dir>/<number>.html`` of a credit note (and its PDF with ``pdf``); return
     the HTML path. ``detail`` (e.g. :func:`credit_note_of_void`) renders a given state.
-    Raises :class:`~flight_fees.lib.invoicing.CreditNoteNotFound` for an unknown number."""
+    Raises :class:`~flight_fees.lib.billing.invoicing.CreditNoteNotFound` for an unknown number."""
     if detail is None:
         detail = credit_note_detail(engine, number)
     elif detail.credit_note.number != number:
@@ -743,7 +744,7 @@ def credit_note_document(
     """The path of credit note ``number``'s document in format ``fmt`` (``html`` or
     ``pdf``): ``<out_dir>/<number>.<fmt>``, default ``Paths.invoices``; rendered when
     missing (a written credit-note document is final). Raises
-    :class:`~flight_fees.lib.invoicing.CreditNoteNotFound` / :class:`ValueError` like
+    :class:`~flight_fees.lib.billing.invoicing.CreditNoteNotFound` / :class:`ValueError` like
     :func:`invoice_document`."""
     fmt = _format(fmt)
     number = _safe_number(number, CreditNoteNotFound)
@@ -775,7 +776,7 @@ def void_invoice(
     out_dir: Path | None = None,
     pdf: bool = True,
 ) -> VoidDocuments:
-    """Void invoice ``number`` (:func:`flight_fees.lib.invoicing.void`) and write its final
+    """Void invoice ``number`` (:func:`flight_fees.lib.billing.invoicing.void`) and write its final
     documents: the invoice, watermarked VOID, **with** the lines it carried, and its credit
     note (HTML, and PDF with ``pdf``) in ``out_dir`` (default ``Paths.invoices``). A copy of
     the invoice's document stored elsewhere (``invoices.document_path``) is rewritten too.
@@ -784,7 +785,8 @@ def void_invoice(
     is reported in :attr:`VoidDocuments.document_error` and leaves the invoice VOID (the
     credit note's document can be written later with :func:`credit_note_document`; the
     invoice's then lacks the released lines). The issuer file and the zone names are read
-    first: an invalid issuer file (:class:`~flight_fees.lib.issuer.IssuerConfigError`) stops
+    first: an invalid issuer file (:class:`~flight_fees.lib.documents.issuer.IssuerConfigError`)
+    stops
     before anything is voided."""
     issuer, names = load_issuer(), default_zone_names()
     result = void(engine, number, reason, voided_at=voided_at)

@@ -40,6 +40,8 @@ from typing import Final
 
 import yaml
 
+from flight_fees.lib.core.settings import DATA_DIR
+
 __all__ = [
     "ISSUER_ENV",
     "SAMPLE_ISSUER_PATH",
@@ -51,9 +53,7 @@ __all__ = [
 ]
 
 ISSUER_ENV: Final = "FLIGHT_FEES_ISSUER"
-SAMPLE_ISSUER_PATH: Final[Path] = (
-    Path(__file__).resolve().parents[1] / "data" / "issuer_sample.yaml"
-)
+SAMPLE_ISSUER_PATH: Final[Path] = DATA_DIR / "issuer_sample.yaml"
 
 _SECTIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     # section: (required fields, optional fields)

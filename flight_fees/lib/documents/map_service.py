@@ -9,7 +9,7 @@ when the optional ``render_flight_maps`` job warms the cache, from stored data o
   track source (Parquet store or Pinot), cleaned with the pipeline's default settings;
 - its FIR crossings: the work store's ``crossings`` frame (what was billed), else recomputed
   from the track with the FIR index (the map then says so);
-- the FIR set, simplified once per process (:func:`flight_fees.lib.maps.fir_shapes`).
+- the FIR set, simplified once per process (:func:`flight_fees.lib.documents.maps.fir_shapes`).
 
 Cache: ``<home>/maps/cache/<day>/<flight_id>.<key>.html`` (per-country maps
 ``<flight_id>.<key>.<country>.html``), ``key`` a digest of the renderer version, the page
@@ -37,8 +37,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from flight_fees.lib import links
-from flight_fees.lib.maps import (
+from flight_fees.lib.documents import links
+from flight_fees.lib.documents.maps import (
     RENDERER_VERSION,
     FirShapes,
     MapAssets,
@@ -49,7 +49,7 @@ from flight_fees.lib.maps import (
     map_countries,
     safe_country_name,
 )
-from flight_fees.lib.workstore import WorkStore
+from flight_fees.lib.ops.workstore import WorkStore
 
 __all__ = [
     "FlightInfo",
@@ -303,7 +303,7 @@ def read_flight_track(
 
 
 def _money(amount: Decimal, currency: str) -> str:
-    from flight_fees.lib.money import format_money
+    from flight_fees.lib.core.money import format_money
 
     try:
         return format_money(amount, currency)
@@ -569,12 +569,12 @@ class MapService:
         the track source (``PINOT_HTTP_BROKER_URL`` or the Parquet store)."""
         import warnings
 
-        from flight_fees.lib.firs import default_fir_set
-        from flight_fees.lib.settings import home_dir
+        from flight_fees.lib.airspace.firs import default_fir_set
+        from flight_fees.lib.core.settings import home_dir
         from flight_fees.lib.tracks import make_track_source
 
         def firs() -> pd.DataFrame:
-            from flight_fees.lib.fir_index_store import load_firs_cached
+            from flight_fees.lib.airspace.index_store import load_firs_cached
 
             with warnings.catch_warnings():  # the loader's data warnings: fir_boundaries shows them
                 warnings.simplefilter("ignore")
@@ -636,7 +636,7 @@ class MapService:
         if crossings.empty:
             index = self.fir_index()
             if index is not None:
-                from flight_fees.lib.crossings import compute_crossings
+                from flight_fees.lib.airspace.crossings import compute_crossings
 
                 crossings = compute_crossings(track, index)
                 notes.append("crossings recomputed from the track with the current FIR set")
@@ -729,6 +729,6 @@ class MapService:
 
 
 def _cached_fir_index(firs: pd.DataFrame) -> Any:
-    from flight_fees.lib.fir_index_store import cached_fir_index
+    from flight_fees.lib.airspace.index_store import cached_fir_index
 
     return cached_fir_index(firs)

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-import flight_fees
+from flight_fees.lib.core.settings import STATIC_DIR as _STATIC_DIR
 
 __all__ = [
     "PALETTE",
@@ -79,7 +79,7 @@ PALETTE: tuple[str, ...] = (
 )  # fmt: skip
 
 #: browser assets shipped with the package (Leaflet, basemap, flight_map.js; see NOTICE.md)
-STATIC_DIR = Path(flight_fees.__file__).resolve().parent / "static"
+STATIC_DIR = _STATIC_DIR
 #: optional background tiles for those with internet, e.g. https://tile.example/{z}/{x}/{y}.png
 TILE_URL_ENV = "FLIGHT_FEES_MAP_TILE_URL"
 TILE_ATTRIBUTION_ENV = "FLIGHT_FEES_MAP_TILE_ATTRIBUTION"

@@ -89,7 +89,7 @@ class CircuitOpenError(RuntimeError):
     """Raised by :func:`guarded` instead of calling a source whose breaker is open.
 
     Its category is ``source_unavailable``: callers treat it like the source being down
-    (e.g. :meth:`flight_fees.lib.queue.FlightQueue.release` the claimed flights).
+    (e.g. :meth:`flight_fees.lib.ops.queue.FlightQueue.release` the claimed flights).
     It is never itself recorded as a failure.
     """
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flight_fees.lib.db.models import PRIORITY_RANK
-from flight_fees.lib.queue import ClaimedFlight
+from flight_fees.lib.ops.queue import ClaimedFlight
 
 #: Dagster run priority per queue priority (higher runs first in the run queue)
 RUN_PRIORITY = {"high": 10, "normal": 0, "low": -10}

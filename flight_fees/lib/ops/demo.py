@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyproj import Geod
 
+from flight_fees.lib.core.settings import DATA_DIR
 from flight_fees.lib.tracks.base import ATTRIBUTE_COLUMNS as TRACK_STRING_COLUMNS
 
 __all__ = [
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 #: shipped airport reference points
-AIRPORTS_CSV = Path(__file__).resolve().parent.parent / "data" / "airports.csv"
+AIRPORTS_CSV = DATA_DIR / "airports.csv"
 
 #: Arrow schema of the files of the embedded track store (partition column ``day`` excluded)
 TRACK_SCHEMA = pa.schema(

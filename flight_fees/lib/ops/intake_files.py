@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flight_fees.lib.queue import QueueError, parse_flight_id
+from flight_fees.lib.ops.queue import QueueError, parse_flight_id
 
 ID_COLUMNS = ("flight_id", "flightid", "id")
 

@@ -22,6 +22,13 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from flight_fees.lib.core.money import (
+    InvalidAmount,
+    InvalidCurrency,
+    normalize_currency,
+    to_decimal,
+)
+from flight_fees.lib.core.plausibility import MAX_MTOW_KG
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import (
     BILLING_FREQUENCIES,
@@ -30,8 +37,6 @@ from flight_fees.lib.db.models import (
     AuditEntry,
     Customer,
 )
-from flight_fees.lib.money import InvalidAmount, InvalidCurrency, normalize_currency, to_decimal
-from flight_fees.lib.plausibility import MAX_MTOW_KG
 
 CUSTOMER_COLUMNS = (
     "code",

@@ -1,5 +1,5 @@
 """The processing stages as plain functions (no Dagster): tracks -> crossings -> fee lines
-(maps are made on demand: ``flight_fees.lib.map_service``). The Dagster assets in
+(maps are made on demand: ``flight_fees.lib.documents.map_service``). The Dagster assets in
 ``flight_fees/defs/processing`` are thin wrappers around these, and a notebook user can call
 them directly.
 
@@ -210,8 +210,8 @@ def crossings_stage(
     noise_tolerance_m: float | None = None,
     jitter_s: float = 0.0,
 ) -> CrossingStage:
-    from flight_fees.lib.crossings import NOISE_TOLERANCE_M, compute_crossings
-    from flight_fees.lib.zones import split_zone_visits
+    from flight_fees.lib.airspace.crossings import NOISE_TOLERANCE_M, compute_crossings
+    from flight_fees.lib.airspace.zones import split_zone_visits
 
     crossings = compute_crossings(
         tracks,
@@ -290,26 +290,26 @@ def bill_stage(
     attributes_csv: str | Path | None = None,
 ) -> BillStage:
     """Resolve flight attributes (operator, MTOW), quote every zone visit and build one
-    :class:`~flight_fees.lib.billing.FlightBill` per billable flight.
+    :class:`~flight_fees.lib.billing.fee_lines.FlightBill` per billable flight.
 
     Failures: ``attribute_conflict`` (critical sources disagree: not billed until a human
     resolves it), ``unknown_aircraft`` (no operator known), ``unknown_customer``,
     ``unknown_mtow``, and the tariff/FX categories of
-    :func:`flight_fees.lib.fees.compute_fee_lines`.
+    :func:`flight_fees.lib.charging.fees.compute_fee_lines`.
     """
     from sqlalchemy import select
 
-    from flight_fees.lib.aircraft_types import select_mtow_frame
-    from flight_fees.lib.attributes import (
+    from flight_fees.lib.billing.fee_lines import FlightBill
+    from flight_fees.lib.charging.aircraft_types import select_mtow_frame
+    from flight_fees.lib.charging.attributes import (
         blocked_flight_ids,
         default_attribute_sources,
         record_conflicts,
         resolve_attributes,
     )
-    from flight_fees.lib.billing import FlightBill
+    from flight_fees.lib.charging.fees import compute_fee_lines
     from flight_fees.lib.db.engine import transaction
     from flight_fees.lib.db.models import Customer
-    from flight_fees.lib.fees import compute_fee_lines
 
     failures: Failures = {}
     if attrs.empty:
@@ -542,7 +542,7 @@ def stream_crossings(
     ``crossings`` and ``zone_visits`` parts of the same numbers."""
     import time
 
-    from flight_fees.lib.crossings import merged_excursions_per_flight
+    from flight_fees.lib.airspace.crossings import merged_excursions_per_flight
 
     out = CrossingsRun()
     merged: list[pd.Series] = []
@@ -623,7 +623,8 @@ def stream_bills(
     backfill: bool = False,
     preview_rows: int = 30,
 ) -> BillsRun:
-    """:func:`bill_stage` and :func:`~flight_fees.lib.billing.persist_bills` over the zone-visit
+    """:func:`bill_stage` and :func:`~flight_fees.lib.billing.fee_lines.persist_bills` over the
+    zone-visit
     chunks of the run: each chunk's lines are written (with the deletion of its flights'
     queue rows, one transaction per chunk of flights) before the next chunk is read.
 
@@ -632,7 +633,7 @@ def stream_bills(
     failure instead (``already_invoiced``)."""
     from decimal import Decimal
 
-    from flight_fees.lib.billing import fee_line_totals, invoiced_flights, persist_bills
+    from flight_fees.lib.billing.fee_lines import fee_line_totals, invoiced_flights, persist_bills
     from flight_fees.lib.db.engine import transaction
 
     out = BillsRun()

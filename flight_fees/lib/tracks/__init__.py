@@ -84,7 +84,7 @@ def make_track_source(kind: str | None = None, *, store: Path | None = None) -> 
         from flight_fees.lib.tracks.parquet import ParquetTrackSource
 
         if store is None:
-            from flight_fees.lib.settings import paths
+            from flight_fees.lib.core.settings import paths
 
             store = paths().tracks
         return ParquetTrackSource(store)

@@ -24,7 +24,8 @@ Failure categories (``FetchFailure.category``):
 
 Whole-source faults (:data:`SOURCE_FAULT_CATEGORIES`: ``timeout``, ``partial_result``,
 ``source_unavailable``) say nothing about the flight: its attempt is not counted and the
-source's circuit breaker is fed (:func:`flight_fees.lib.billing.settle_track_failures`). The
+source's circuit breaker is fed (:func:`flight_fees.lib.billing.fee_lines.settle_track_failures`).
+The
 other categories are about the flight's own data and count as an attempt.
 """
 

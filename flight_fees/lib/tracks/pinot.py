@@ -58,7 +58,7 @@ import pandas as pd
 import pinotdb
 from pinotdb import exceptions as pinot_exceptions
 
-from flight_fees.lib.redact import mask_url
+from flight_fees.lib.core.redact import mask_url
 from flight_fees.lib.tracks.base import (
     ATTRIBUTE_COLUMNS,
     NOT_FOUND,

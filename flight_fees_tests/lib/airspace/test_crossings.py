@@ -11,8 +11,8 @@ import pyproj
 import pytest
 import shapely
 
-import flight_fees.lib.crossings as crossings_mod
-from flight_fees.lib.crossings import (
+import flight_fees.lib.airspace.crossings as crossings_mod
+from flight_fees.lib.airspace.crossings import (
     CROSSING_COLUMNS,
     build_fir_index,
     compute_crossings,
@@ -494,7 +494,7 @@ def test_overlapping_firs_position_goes_to_first_fir_id() -> None:
 
 
 def test_classification_matches_exact_point_in_polygon_near_boundaries() -> None:
-    from flight_fees.lib.firs import load_firs
+    from flight_fees.lib.airspace.firs import load_firs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -526,7 +526,7 @@ def test_classification_matches_exact_point_in_polygon_near_boundaries() -> None
 
 @pytest.fixture(scope="module")
 def shipped_firs() -> pd.DataFrame:
-    from flight_fees.lib.firs import load_firs
+    from flight_fees.lib.airspace.firs import load_firs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -2,7 +2,7 @@
 
 Data: ``flight_fees_tests/data/adsb/switzerland_sample.parquet`` (622 real flights, OpenSky
 ADS-B via the MIT-licensed ``traffic`` wheel; see the README beside it). Reference:
-:mod:`flight_fees_tests.lib.crossing_reference` (point labelling + exact segment/boundary
+:mod:`flight_fees_tests.lib.airspace.crossing_reference` (point labelling + exact segment/boundary
 intersection + linear time interpolation; no code shared with the engine).
 
 Acceptance (issue 9): at least 99 % of the reference visits of 2 minutes or more are matched
@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flight_fees.lib.crossings import NOISE_TOLERANCE_M, compute_crossings
-from flight_fees.lib.firs import load_firs
-from flight_fees_tests.lib.crossing_reference import compare, reference_visits
+from flight_fees.lib.airspace.crossings import NOISE_TOLERANCE_M, compute_crossings
+from flight_fees.lib.airspace.firs import load_firs
+from flight_fees_tests.lib.airspace.crossing_reference import compare, reference_visits
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "adsb" / "switzerland_sample.parquet"
 MIN_DURATION_S = 120.0

@@ -14,10 +14,10 @@ import pyproj
 import pytest
 import shapely
 
-import flight_fees.lib.crossings as crossings_mod
-from flight_fees.lib import fir_index_store as store
-from flight_fees.lib.crossings import FirIndex, build_fir_index, compute_crossings
-from flight_fees.lib.firs import FirDataWarning, load_firs
+import flight_fees.lib.airspace.crossings as crossings_mod
+from flight_fees.lib.airspace import index_store as store
+from flight_fees.lib.airspace.crossings import FirIndex, build_fir_index, compute_crossings
+from flight_fees.lib.airspace.firs import FirDataWarning, load_firs
 
 REPO = Path(__file__).resolve().parents[2]
 EUROPE = REPO / "flight_fees" / "data" / "firs" / "eurocontrol_firs_2015.geojson"
@@ -192,9 +192,9 @@ def test_concurrent_writers_leave_a_valid_file(tmp_path: Path) -> None:
         f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
-        from flight_fees_tests.lib.test_fir_index_store import small_firs
-        from flight_fees.lib import fir_index_store as store
-        from flight_fees.lib.crossings import build_fir_index
+        from flight_fees_tests.lib.airspace.test_fir_index_store import small_firs
+        from flight_fees.lib.airspace import index_store as store
+        from flight_fees.lib.airspace.crossings import build_fir_index
         firs = small_firs()
         index = build_fir_index(firs)
         key = store.fir_index_key(firs)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from flight_fees.lib.firs import (
+from flight_fees.lib.airspace.firs import (
     EUROPE_FIRS_PATH,
     EUROPE_ZONES_PATH,
     WORLD_FIRS_PATH,

@@ -17,9 +17,9 @@ import pyproj
 import pytest
 import shapely
 
-from flight_fees.lib.crossings import build_fir_index, compute_crossings
-from flight_fees.lib.firs import FirDataWarning, default_fir_set, load_firs
-from flight_fees.lib.zones import load_charging_zones, split_zone_visits
+from flight_fees.lib.airspace.crossings import build_fir_index, compute_crossings
+from flight_fees.lib.airspace.firs import FirDataWarning, default_fir_set, load_firs
+from flight_fees.lib.airspace.zones import load_charging_zones, split_zone_visits
 
 GEOD = pyproj.Geod(ellps="WGS84")
 T0 = pd.Timestamp("2024-03-01T00:00:00Z")

@@ -12,8 +12,8 @@ import pyproj
 import pytest
 import shapely
 
-from flight_fees.lib.crossings import compute_crossings
-from flight_fees.lib.zones import (
+from flight_fees.lib.airspace.crossings import compute_crossings
+from flight_fees.lib.airspace.zones import (
     ZONE_VISIT_COLUMNS,
     ZoneDataError,
     ZoneDataWarning,
@@ -28,7 +28,7 @@ T0 = pd.Timestamp("2024-03-01T12:00:00Z")
 @pytest.fixture(scope="module")
 def shipped():  # -> tuple[pd.DataFrame, ChargingZones]
     """The European shipped set (``FLIGHT_FEES_FIR_SET=europe``); world: test_zones_world.py."""
-    from flight_fees.lib.firs import default_fir_set, load_firs
+    from flight_fees.lib.airspace.firs import default_fir_set, load_firs
 
     europe = default_fir_set("europe")
     with warnings.catch_warnings():

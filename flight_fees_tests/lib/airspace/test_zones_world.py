@@ -11,9 +11,8 @@ import pytest
 import shapely
 import yaml
 
-from flight_fees.lib.firs import FirDataWarning, default_fir_set, load_firs
-from flight_fees.lib.tariffs import load_tariffs
-from flight_fees.lib.zones import (
+from flight_fees.lib.airspace.firs import FirDataWarning, default_fir_set, load_firs
+from flight_fees.lib.airspace.zones import (
     ZONE_VISIT_COLUMNS,
     ZoneDataError,
     ZoneDataWarning,
@@ -21,6 +20,7 @@ from flight_fees.lib.zones import (
     split_zone_visits,
     zone_visits,
 )
+from flight_fees.lib.charging.tariffs import load_tariffs
 
 T0 = pd.Timestamp("2024-03-01T12:00:00Z")
 

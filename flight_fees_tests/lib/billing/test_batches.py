@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flight_fees.lib.batches import finish_batch, list_batches, start_batch
-from flight_fees.lib.billing import FlightBill, persist_bills
+from flight_fees.lib.billing.batches import finish_batch, list_batches, start_batch
+from flight_fees.lib.billing.fee_lines import FlightBill, persist_bills
 
 DAY = dt.date(2026, 10, 27)
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from flight_fees.lib.billing import FlightBill, persist_bills, record_flight_failures
+from flight_fees.lib.billing.fee_lines import FlightBill, persist_bills, record_flight_failures
 from flight_fees.lib.db import make_engine, transaction
 from flight_fees.lib.db.models import FeeLine, Flight, FlightQueueItem, Invoice
-from flight_fees.lib.queue import FlightQueue
+from flight_fees.lib.ops.queue import FlightQueue
 from flight_fees_tests.factories import make_customer
 
 DAY = dt.date(2026, 10, 27)

@@ -8,10 +8,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from flight_fees.lib import invoicing
-from flight_fees.lib.db import make_engine, transaction
-from flight_fees.lib.db.models import CreditNote, DocumentCounter, FeeLine, Invoice
-from flight_fees.lib.invoicing import (
+from flight_fees.lib.billing import invoicing
+from flight_fees.lib.billing.invoicing import (
     InvoiceNotFound,
     InvoiceStateError,
     LineFlag,
@@ -27,6 +25,8 @@ from flight_fees.lib.invoicing import (
     totals_by_currency,
     void,
 )
+from flight_fees.lib.db import make_engine, transaction
+from flight_fees.lib.db.models import CreditNote, DocumentCounter, FeeLine, Invoice
 from flight_fees_tests.factories import make_customer, make_fee_line, make_flight
 
 D = dt.date
@@ -325,7 +325,7 @@ def test_rollback_leaves_no_gap(engine, monkeypatch):
             select(DocumentCounter.last_number).where(DocumentCounter.kind == "INV")
         ).scalar()
 
-    monkeypatch.setattr(invoicing, "_stamp_lines", boom)
+    monkeypatch.setattr(invoicing.consolidation, "_stamp_lines", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         consolidate(engine, D(2026, 1, 31), customer_ids=[b])
     monkeypatch.undo()
@@ -719,7 +719,7 @@ def test_unique_index_is_the_last_line_of_defence(pg_engine, monkeypatch):
     check and our insert: ours rolls back cleanly (no number consumed), reported skipped."""
     cid = make_customer(pg_engine, "RACE")
     line = make_fee_line(pg_engine, cid, D(2026, 1, 5), "1.00")
-    original = invoicing._create_invoice
+    original = invoicing.consolidation._create_invoice
 
     def intruder_then_create(session, customer, period, issue, lines, **kwargs):
         with transaction(pg_engine) as other:  # another connection, committed first
@@ -739,7 +739,7 @@ def test_unique_index_is_the_last_line_of_defence(pg_engine, monkeypatch):
             )
         return original(session, customer, period, issue, lines, **kwargs)
 
-    monkeypatch.setattr(invoicing, "_create_invoice", intruder_then_create)
+    monkeypatch.setattr(invoicing.consolidation, "_create_invoice", intruder_then_create)
     res = consolidate(pg_engine, D(2026, 1, 31))
     assert res.created == ()
     assert [s.invoice_number for s in res.skipped] == ["MANUAL-1"]

@@ -1,4 +1,4 @@
-"""Tests of flight_fees.lib.aircraft_types: the type table and the MTOW selection."""
+"""Tests of flight_fees.lib.charging.aircraft_types: the type table and the MTOW selection."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flight_fees.lib.aircraft_types import (
+from flight_fees.lib.charging.aircraft_types import (
     AircraftTypes,
     AircraftTypesError,
     UnknownMtow,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, update
 
-from flight_fees.lib.attributes import (
+from flight_fees.lib.charging.attributes import (
     AircraftTableSource,
     AttributeSourceError,
     Conflict,

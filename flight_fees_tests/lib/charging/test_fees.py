@@ -1,4 +1,4 @@
-"""Tests of flight_fees.lib.fees.compute_fee_lines. Expected amounts are worked out by hand
+"""Tests of flight_fees.lib.charging.fees.compute_fee_lines. Expected amounts are worked out by hand
 from the tariff formulas below."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from flight_fees.lib.fees import (
+from flight_fees.lib.charging.fees import (
     FEE_LINE_COLUMNS,
     compute_fee_lines,
     derive_category,
     formula_details_json,
 )
-from flight_fees.lib.fx import RATE_PLACES, FxRates
-from flight_fees.lib.tariffs import Tariffs, parse_tariffs
+from flight_fees.lib.charging.fx import RATE_PLACES, FxRates
+from flight_fees.lib.charging.tariffs import Tariffs, parse_tariffs
 
 CENT = Decimal("0.01")
 

@@ -1,4 +1,4 @@
-"""Tests of flight_fees.lib.fx: policies, fallbacks, cross rates, loaders, sample data."""
+"""Tests of flight_fees.lib.charging.fx: policies, fallbacks, cross rates, loaders, sample data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flight_fees.lib.fx import (
+from flight_fees.lib.charging.fx import (
     RATE_PLACES,
     FxDataError,
     FxRates,

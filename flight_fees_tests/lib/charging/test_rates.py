@@ -10,11 +10,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from flight_fees.lib.charging.fx import load_fx_csv
+from flight_fees.lib.charging.rates import import_rates
+from flight_fees.lib.charging.tariffs import load_tariffs, load_unit_rates_csv
 from flight_fees.lib.db.models import AuditEntry
-from flight_fees.lib.fx import load_fx_csv
-from flight_fees.lib.rates import import_rates
-from flight_fees.lib.registry import ImportRejected
-from flight_fees.lib.tariffs import load_tariffs, load_unit_rates_csv
+from flight_fees.lib.ops.registry import ImportRejected
 
 
 def test_unit_rates_merge_and_load(engine, tmp_path):

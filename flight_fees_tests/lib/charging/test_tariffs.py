@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flight_fees.lib.tariffs import (
+from flight_fees.lib.charging.tariffs import (
     QuoteInputError,
     TariffNotFound,
     Tariffs,
@@ -767,8 +767,8 @@ def test_deep_yaml_is_refused_cleanly(tmp_path: Path) -> None:
 
 def test_quote_turns_decimal_errors_into_a_category() -> None:
     """A tariff built in code (no loader probe) never raises decimal.InvalidOperation."""
-    from flight_fees.lib.tariffs import DistanceWeightFormula, TariffVersion, Zone
-    from flight_fees.lib.tariffs.errors import ImplausibleCharge
+    from flight_fees.lib.charging.tariffs import DistanceWeightFormula, TariffVersion, Zone
+    from flight_fees.lib.charging.tariffs.errors import ImplausibleCharge
 
     version = TariffVersion(
         version="v1",

@@ -1,4 +1,4 @@
-"""Tests of flight_fees.lib.money: minor units, parsing, rounding, sqrt, dates."""
+"""Tests of flight_fees.lib.core.money: minor units, parsing, rounding, sqrt, dates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flight_fees.lib.money import (
+from flight_fees.lib.core.money import (
     InvalidAmount,
     InvalidCurrency,
     Rounding,

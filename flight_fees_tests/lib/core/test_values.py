@@ -1,4 +1,4 @@
-"""Tests of flight_fees.lib.values: what counts as "no value"."""
+"""Tests of flight_fees.lib.core.values: what counts as "no value"."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flight_fees.lib.values import is_missing, is_null
+from flight_fees.lib.core.values import is_missing, is_null
 
 NULLS = [None, pd.NA, pd.NaT, float("nan"), np.float64("nan")]
 #: missing, but not null: unusable values that pandas would keep

@@ -9,7 +9,7 @@ from sqlalchemy import inspect, select, text
 
 from flight_fees.lib.db import current_revision, downgrade, head_revision, make_engine, upgrade
 from flight_fees.lib.db.models import AircraftMtowDeclaration
-from flight_fees.lib.registry import SINCE_ALWAYS
+from flight_fees.lib.ops.registry import SINCE_ALWAYS
 from flight_fees_tests.lib.db.test_migrations import empty_url  # noqa: F401 (fixture)
 
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Numeric, select, text
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
-from flight_fees.lib.billing import fee_line_totals
+from flight_fees.lib.billing.fee_lines import fee_line_totals
 from flight_fees.lib.db import transaction
 from flight_fees.lib.db.models import EXACT_COLUMNS, Base, ExactDecimal, FeeLine, Invoice
 from flight_fees_tests.factories import make_customer, make_fee_line, make_flight

@@ -12,8 +12,21 @@ import weasyprint
 import yaml
 from sqlalchemy import update
 
+from flight_fees.lib.billing.invoicing import (
+    CreditNoteNotFound,
+    InvoiceNotFound,
+    consolidate,
+    credit_note_detail,
+    invoice_detail,
+    list_invoices,
+    pay,
+    void,
+)
+from flight_fees.lib.charging.fees import formula_details_json
+from flight_fees.lib.charging.tariffs import load_tariffs, quote
+from flight_fees.lib.core.money import round_money
 from flight_fees.lib.db.models import Customer, Flight
-from flight_fees.lib.documents import (
+from flight_fees.lib.documents.invoices import (
     credit_note_document,
     html_to_pdf,
     invoice_document,
@@ -24,20 +37,7 @@ from flight_fees.lib.documents import (
     void_invoice,
     write_invoice_document,
 )
-from flight_fees.lib.fees import formula_details_json
-from flight_fees.lib.invoicing import (
-    CreditNoteNotFound,
-    InvoiceNotFound,
-    consolidate,
-    credit_note_detail,
-    invoice_detail,
-    list_invoices,
-    pay,
-    void,
-)
-from flight_fees.lib.issuer import ISSUER_ENV, load_issuer, parse_issuer
-from flight_fees.lib.money import round_money
-from flight_fees.lib.tariffs import load_tariffs, quote
+from flight_fees.lib.documents.issuer import ISSUER_ENV, load_issuer, parse_issuer
 from flight_fees_tests.factories import make_customer, make_fee_line, make_flight
 
 D = dt.date

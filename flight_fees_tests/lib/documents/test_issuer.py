@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flight_fees.lib.issuer import (
+from flight_fees.lib.documents.issuer import (
     ISSUER_ENV,
     SAMPLE_ISSUER_PATH,
     IssuerConfigError,

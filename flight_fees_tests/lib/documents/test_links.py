@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flight_fees.lib import links
+from flight_fees.lib.documents import links
 
 
 def test_default_and_configured_base(monkeypatch: pytest.MonkeyPatch) -> None:

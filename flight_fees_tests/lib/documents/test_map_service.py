@@ -15,13 +15,18 @@ from sqlalchemy import select, update
 
 from flight_fees.lib.db import transaction
 from flight_fees.lib.db.models import Flight
-from flight_fees.lib.demo import write_track_store
-from flight_fees.lib.map_service import MapNotFound, MapService, day_index_html, read_work_rows
-from flight_fees.lib.maps import MapAssets
+from flight_fees.lib.documents.map_service import (
+    MapNotFound,
+    MapService,
+    day_index_html,
+    read_work_rows,
+)
+from flight_fees.lib.documents.maps import MapAssets
+from flight_fees.lib.ops.demo import write_track_store
+from flight_fees.lib.ops.workstore import WorkStore
 from flight_fees.lib.tracks import make_track_source
-from flight_fees.lib.workstore import WorkStore
 from flight_fees_tests.factories import make_customer, make_fee_line, make_flight
-from flight_fees_tests.lib.test_maps import (
+from flight_fees_tests.lib.documents.test_maps import (
     FIR_BOUNDS,
     FLIGHT_ID,
     HOSTILE,
@@ -192,7 +197,7 @@ def test_prerender_day_warms_the_cache(stored, home):
 
 
 def test_totals_keep_decimal_money(stored, home):
-    from flight_fees.lib.map_service import read_flight
+    from flight_fees.lib.documents.map_service import read_flight
 
     info = read_flight(stored, FLIGHT_ID)
     assert info is not None and info.totals() == {"EUR": Decimal("191.25")}

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from flight_fees.lib.maps import (
+from flight_fees.lib.documents.maps import (
     PALETTE,
     escape_text,
     fir_colour,
@@ -346,7 +346,7 @@ def test_template_injection_is_inert(tmp_path: Path) -> None:
 
 
 def test_server_assets_are_referenced_not_inlined_and_tiles_are_optional() -> None:
-    from flight_fees.lib.maps import MapAssets, flight_map_html
+    from flight_fees.lib.documents.maps import MapAssets, flight_map_html
 
     track = _track()
     crossings = _crossings(track, FIR_BOUNDS)
@@ -370,7 +370,11 @@ def test_server_assets_are_referenced_not_inlined_and_tiles_are_optional() -> No
 
 
 def test_tile_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from flight_fees.lib.maps import TILE_ATTRIBUTION_ENV, TILE_URL_ENV, map_assets_from_env
+    from flight_fees.lib.documents.maps import (
+        TILE_ATTRIBUTION_ENV,
+        TILE_URL_ENV,
+        map_assets_from_env,
+    )
 
     monkeypatch.delenv(TILE_URL_ENV, raising=False)
     assert map_assets_from_env().tile_url is None
@@ -379,14 +383,14 @@ def test_tile_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assets = map_assets_from_env("/s")
     assert assets.static_url == "/s" and assets.tile_url.startswith("https://tiles.example/")
     track = _track()
-    from flight_fees.lib.maps import flight_map_html
+    from flight_fees.lib.documents.maps import flight_map_html
 
     payload = _payload(flight_map_html(track, None, None, assets=assets))
     assert payload["tiles"]["attribution"] == "© &lt;Example&gt;"
 
 
 def test_payload_cannot_close_its_script_element() -> None:
-    from flight_fees.lib.maps import flight_map_html
+    from flight_fees.lib.documents.maps import flight_map_html
 
     firs = _firs()
     firs.loc[0, "name"] = "</script><script>alert(1)</script>"
@@ -400,7 +404,7 @@ def test_payload_cannot_close_its_script_element() -> None:
 
 
 def test_fir_shapes_are_built_once_per_fir_frame() -> None:
-    from flight_fees.lib.maps import FirShapes, fir_shapes
+    from flight_fees.lib.documents.maps import FirShapes, fir_shapes
 
     firs = _firs()
     shapes = fir_shapes(firs)
@@ -414,7 +418,7 @@ def test_fir_shapes_are_built_once_per_fir_frame() -> None:
 
 
 def test_country_map_html_and_countries_in_visit_order() -> None:
-    from flight_fees.lib.maps import country_map_html, map_countries
+    from flight_fees.lib.documents.maps import country_map_html, map_countries
 
     track = _track()
     crossings = _crossings(track, FIR_BOUNDS)

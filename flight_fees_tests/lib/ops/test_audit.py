@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from flight_fees.lib.audit import FlightTiming, ProcessingLog, write_processing_log
+from flight_fees.lib.ops.audit import FlightTiming, ProcessingLog, write_processing_log
 
 
 def test_processing_log_is_written_and_only_the_latest_are_kept(tmp_path):

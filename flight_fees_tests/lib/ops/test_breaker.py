@@ -7,13 +7,13 @@ from typing import ClassVar
 import pytest
 from sqlalchemy import select
 
-from flight_fees.lib.breaker import (
+from flight_fees.lib.db.models import CircuitBreakerState
+from flight_fees.lib.ops.breaker import (
     CircuitBreaker,
     CircuitOpenError,
     guarded,
     is_breaker_failure,
 )
-from flight_fees.lib.db.models import CircuitBreakerState
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 

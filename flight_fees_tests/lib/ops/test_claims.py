@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flight_fees.lib.claims import group_by_day
-from flight_fees.lib.queue import ClaimedFlight
+from flight_fees.lib.ops.claims import group_by_day
+from flight_fees.lib.ops.queue import ClaimedFlight
 
 D1, D2 = dt.date(2026, 10, 26), dt.date(2026, 10, 27)
 

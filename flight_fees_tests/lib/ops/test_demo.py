@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyproj import Geod
 
-from flight_fees.lib.demo import (
+from flight_fees.lib.ops.demo import (
     HOSTILE_CALLSIGN,
     TRACK_SCHEMA,
     DemoData,

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from flight_fees.lib.db import make_engine, transaction
 from flight_fees.lib.db.models import FlightQueueItem
-from flight_fees.lib.queue import FlightQueue, QueueError, parse_flight_id, utcnow
+from flight_fees.lib.ops.queue import FlightQueue, QueueError, parse_flight_id, utcnow
 
 
 @pytest.fixture

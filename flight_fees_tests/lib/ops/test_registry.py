@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from flight_fees.lib.attributes import AircraftTableSource, flight_dates_of
+from flight_fees.lib.charging.attributes import AircraftTableSource, flight_dates_of
 from flight_fees.lib.db.models import Aircraft, AircraftMtowDeclaration, AuditEntry, Customer
-from flight_fees.lib.registry import (
+from flight_fees.lib.ops.registry import (
     AIRCRAFT_CSV_HEADER,
     CUSTOMER_CSV_HEADER,
     SINCE_ALWAYS,

@@ -6,7 +6,7 @@ import os
 import pandas as pd
 import pytest
 
-from flight_fees.lib.workstore import WorkStore
+from flight_fees.lib.ops.workstore import WorkStore
 
 DAY = dt.date(2026, 10, 27)
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import flight_fees
-from flight_fees.lib.demo import generate_demo, write_track_store
-from flight_fees.lib.pipeline import fetch_tracks_chunks, fetch_tracks_stage
+from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.processing.pipeline import fetch_tracks_chunks, fetch_tracks_stage
 from flight_fees.lib.tracks import TrackSourceError
 from flight_fees.lib.tracks.parquet import ParquetTrackSource
 
@@ -69,14 +69,14 @@ def test_a_source_outage_ends_the_stream_and_fails_every_flight_not_fetched(sour
 
 def _bill_day(engine, src, tmp_path, chunk):
     """Stream the day's flights through the three stages with ``chunk`` flights per chunk."""
-    from flight_fees.lib import tariffs as tariff_lib
-    from flight_fees.lib.aircraft_types import load_aircraft_types
-    from flight_fees.lib.demo import read_airports
-    from flight_fees.lib.firs import load_firs
-    from flight_fees.lib.fx import load_fx_rates
-    from flight_fees.lib.pipeline import stream_bills, stream_crossings, stream_tracks
-    from flight_fees.lib.workstore import WorkStore
-    from flight_fees.lib.zones import load_charging_zones
+    from flight_fees.lib.airspace.firs import load_firs
+    from flight_fees.lib.airspace.zones import load_charging_zones
+    from flight_fees.lib.charging import tariffs as tariff_lib
+    from flight_fees.lib.charging.aircraft_types import load_aircraft_types
+    from flight_fees.lib.charging.fx import load_fx_rates
+    from flight_fees.lib.ops.demo import read_airports
+    from flight_fees.lib.ops.workstore import WorkStore
+    from flight_fees.lib.processing.pipeline import stream_bills, stream_crossings, stream_tracks
 
     store = WorkStore(tmp_path / f"work{chunk}")
     fetched = stream_tracks(src, store, DAY, "r1", None, chunk_flights=chunk)
@@ -106,7 +106,7 @@ def test_streamed_run_bills_like_one_chunk(db_url, source, tmp_path):
 
     from flight_fees.lib.db import make_engine
     from flight_fees.lib.db.models import FeeLine
-    from flight_fees.lib.registry import load_aircraft, load_customers
+    from flight_fees.lib.ops.registry import load_aircraft, load_customers
 
     src, ids = source
     data = generate_demo(n_flights=7, start_day=DAY, n_days=1, seed=4)

@@ -4,20 +4,24 @@
 - :func:`load_unit_rates_csv`: overlay published monthly unit rates;
 - :func:`quote`: the charge of one visit, as a :class:`Quote`.
 
-See :mod:`flight_fees.lib.tariffs.model` for the conventions (dates, bands, rounding).
+See :mod:`flight_fees.lib.charging.tariffs.model` for the conventions (dates, bands, rounding).
 """
 
 from __future__ import annotations
 
-from flight_fees.lib.tariffs.engine import Quote, parse_flags, quote
-from flight_fees.lib.tariffs.errors import (
+from flight_fees.lib.charging.tariffs.engine import Quote, parse_flags, quote
+from flight_fees.lib.charging.tariffs.errors import (
     QuoteInputError,
     TariffError,
     TariffNotFound,
     TariffValidationError,
 )
-from flight_fees.lib.tariffs.loader import DEFAULT_TARIFFS_PATH, load_tariffs, parse_tariffs
-from flight_fees.lib.tariffs.model import (
+from flight_fees.lib.charging.tariffs.loader import (
+    DEFAULT_TARIFFS_PATH,
+    load_tariffs,
+    parse_tariffs,
+)
+from flight_fees.lib.charging.tariffs.model import (
     AIRSPACE_CLASSES,
     CATEGORIES,
     FLAGS,
@@ -38,7 +42,7 @@ from flight_fees.lib.tariffs.model import (
     WeightDivisorBand,
     Zone,
 )
-from flight_fees.lib.tariffs.unit_rates import load_unit_rates_csv
+from flight_fees.lib.charging.tariffs.unit_rates import load_unit_rates_csv
 
 __all__ = [
     "AIRSPACE_CLASSES",

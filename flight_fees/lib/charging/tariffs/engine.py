@@ -11,22 +11,8 @@ from decimal import Decimal, DecimalException, localcontext
 from types import MappingProxyType
 from typing import Any
 
-from flight_fees.lib.money import (
-    CALC_CONTEXT,
-    InvalidAmount,
-    minor_unit,
-    quantize,
-    to_decimal,
-    to_utc_date,
-)
-from flight_fees.lib.plausibility import (
-    MAX_FIR_CROSSINGS,
-    MAX_MTOW_KG,
-    MAX_QUOTE_AMOUNT,
-    MAX_VISIT_DISTANCE_KM,
-)
-from flight_fees.lib.tariffs.errors import ImplausibleCharge, QuoteInputError
-from flight_fees.lib.tariffs.model import (
+from flight_fees.lib.charging.tariffs.errors import ImplausibleCharge, QuoteInputError
+from flight_fees.lib.charging.tariffs.model import (
     AIRSPACE_CLASSES,
     CATEGORIES,
     FLAGS,
@@ -34,6 +20,20 @@ from flight_fees.lib.tariffs.model import (
     DistanceClassFormula,
     QuoteInputs,
     Tariffs,
+)
+from flight_fees.lib.core.money import (
+    CALC_CONTEXT,
+    InvalidAmount,
+    minor_unit,
+    quantize,
+    to_decimal,
+    to_utc_date,
+)
+from flight_fees.lib.core.plausibility import (
+    MAX_FIR_CROSSINGS,
+    MAX_MTOW_KG,
+    MAX_QUOTE_AMOUNT,
+    MAX_VISIT_DISTANCE_KM,
 )
 
 __all__ = ["Quote", "parse_flags", "quote"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from flight_fees.lib.money import CategorizedError
+from flight_fees.lib.core.money import CategorizedError
 
 __all__ = [
     "ImplausibleCharge",
@@ -46,6 +46,7 @@ class QuoteInputError(TariffError, ValueError):
 
 class ImplausibleCharge(TariffError, ArithmeticError):
     """The charge of a visit cannot be computed exactly or exceeds
-    :data:`flight_fees.lib.plausibility.MAX_QUOTE_AMOUNT` (a tariff beyond plausible values)."""
+    :data:`flight_fees.lib.core.plausibility.MAX_QUOTE_AMOUNT` (a tariff beyond plausible
+    values)."""
 
     category: ClassVar[str] = "implausible_charge"

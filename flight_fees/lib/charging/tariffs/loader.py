@@ -1,4 +1,4 @@
-"""Read tariff YAML files into :class:`~flight_fees.lib.tariffs.model.Tariffs`, strictly.
+"""Read tariff YAML files into :class:`~flight_fees.lib.charging.tariffs.model.Tariffs`, strictly.
 
 File layout (see ``flight_fees/data/tariffs.yaml`` for a commented example)::
 
@@ -40,12 +40,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal, TypeVar
 
-from flight_fees.lib.money import InvalidAmount, InvalidCurrency, Rounding, normalize_currency
-from flight_fees.lib.money import to_decimal as _to_decimal
-from flight_fees.lib.plausibility import MAX_FIR_CROSSINGS, MAX_MTOW_KG, MAX_VISIT_DISTANCE_KM
-from flight_fees.lib.safe_yaml import YamlDataError, load_yaml
-from flight_fees.lib.tariffs.errors import TariffError, TariffValidationError
-from flight_fees.lib.tariffs.model import (
+from flight_fees.lib.charging.tariffs.errors import TariffError, TariffValidationError
+from flight_fees.lib.charging.tariffs.model import (
     AIRSPACE_CLASSES,
     CATEGORIES,
     DISTANCE_UNITS,
@@ -68,11 +64,16 @@ from flight_fees.lib.tariffs.model import (
     WeightDivisorBand,
     Zone,
 )
+from flight_fees.lib.core.money import InvalidAmount, InvalidCurrency, Rounding, normalize_currency
+from flight_fees.lib.core.money import to_decimal as _to_decimal
+from flight_fees.lib.core.plausibility import MAX_FIR_CROSSINGS, MAX_MTOW_KG, MAX_VISIT_DISTANCE_KM
+from flight_fees.lib.core.safe_yaml import YamlDataError, load_yaml
+from flight_fees.lib.core.settings import DATA_DIR
 
 __all__ = ["DEFAULT_TARIFFS_PATH", "load_tariffs", "parse_tariffs"]
 
 #: The tariffs shipped with flight_fees.
-DEFAULT_TARIFFS_PATH: Final[Path] = Path(__file__).resolve().parents[2] / "data" / "tariffs.yaml"
+DEFAULT_TARIFFS_PATH: Final[Path] = DATA_DIR / "tariffs.yaml"
 
 _ZONE_ID_RE: Final = re.compile(r"^[A-Z0-9]{1,8}$")
 _TOP_KEYS: Final = frozenset({"schema_version", "templates", "zones"})
@@ -206,7 +207,7 @@ def probe_zone(zone: Zone, source: str) -> None:
     40,075 km, MTOW 1 kg to 1,000 t, every weight band edge, the largest multiplier):
     :class:`TariffValidationError` naming the version when one of them cannot be computed
     or is implausibly large. What loads can then never crash a quote."""
-    from flight_fees.lib.tariffs.engine import quote
+    from flight_fees.lib.charging.tariffs.engine import quote
 
     single = Tariffs({zone.zone_id: zone}, (source,))
     for version in zone.versions:

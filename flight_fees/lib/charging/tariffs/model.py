@@ -28,14 +28,14 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import ClassVar, Final, Literal, Protocol, TypeVar
 
-from flight_fees.lib.money import (
+from flight_fees.lib.charging.tariffs.errors import TariffNotFound
+from flight_fees.lib.core.money import (
     CALC_CONTEXT,
     Rounding,
     decimal_sqrt,
     normalize_currency,
     quantize,
 )
-from flight_fees.lib.tariffs.errors import TariffNotFound
 
 __all__ = [
     "AIRSPACE_CLASSES",
@@ -69,7 +69,7 @@ CATEGORIES: Final[tuple[str, ...]] = ("overflight", "international", "domestic",
 FLAGS: Final[tuple[str, ...]] = ("state", "military", "search_and_rescue", "training")
 #: Airspace classes of ``distance_class`` tariffs.
 AIRSPACE_CLASSES: Final[tuple[str, ...]] = ("enroute", "oceanic")
-#: FX policies of a zone (see :mod:`flight_fees.lib.fx`).
+#: FX policies of a zone (see :mod:`flight_fees.lib.charging.fx`).
 FX_POLICIES: Final[tuple[str, ...]] = ("flight_date", "previous_month_average")
 DISTANCE_UNITS: Final[tuple[str, ...]] = ("km", "NM")
 FORMULA_TYPES: Final[tuple[str, ...]] = (
@@ -130,7 +130,7 @@ class RoundingRules:
 
 @dataclass(frozen=True, slots=True)
 class QuoteInputs:
-    """Validated inputs of one quote (see :func:`flight_fees.lib.tariffs.quote`)."""
+    """Validated inputs of one quote (see :func:`flight_fees.lib.charging.tariffs.quote`)."""
 
     distance_km: Decimal
     mtow_kg: Decimal

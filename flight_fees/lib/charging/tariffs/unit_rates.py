@@ -22,10 +22,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from flight_fees.lib.money import InvalidAmount, InvalidCurrency, normalize_currency, to_decimal
-from flight_fees.lib.tariffs.errors import TariffNotFound, TariffValidationError
-from flight_fees.lib.tariffs.loader import MAX_TARIFF_VALUE, probe_zone
-from flight_fees.lib.tariffs.model import DistanceWeightFormula, Tariffs, TariffVersion, Zone
+from flight_fees.lib.charging.tariffs.errors import TariffNotFound, TariffValidationError
+from flight_fees.lib.charging.tariffs.loader import MAX_TARIFF_VALUE, probe_zone
+from flight_fees.lib.charging.tariffs.model import (
+    DistanceWeightFormula,
+    Tariffs,
+    TariffVersion,
+    Zone,
+)
+from flight_fees.lib.core.money import (
+    InvalidAmount,
+    InvalidCurrency,
+    normalize_currency,
+    to_decimal,
+)
 
 __all__ = ["load_unit_rates_csv"]
 
