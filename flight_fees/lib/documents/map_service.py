@@ -38,16 +38,18 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from flight_fees.lib.documents import links
+from flight_fees.lib.documents.country_maps import (
+    country_map_html,
+    map_countries,
+    safe_country_name,
+)
 from flight_fees.lib.documents.maps import (
     RENDERER_VERSION,
     FirShapes,
     MapAssets,
-    country_map_html,
     escape_text,
     fir_shapes,
     flight_map_html,
-    map_countries,
-    safe_country_name,
 )
 from flight_fees.lib.ops.workstore import WorkStore
 

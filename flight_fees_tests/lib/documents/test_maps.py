@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import shapely
 
+from flight_fees.lib.documents.country_maps import render_country_maps
 from flight_fees.lib.documents.maps import (
     PALETTE,
     escape_text,
     fir_colour,
-    render_country_maps,
     render_flight_map,
 )
 
@@ -418,7 +418,7 @@ def test_fir_shapes_are_built_once_per_fir_frame() -> None:
 
 
 def test_country_map_html_and_countries_in_visit_order() -> None:
-    from flight_fees.lib.documents.maps import country_map_html, map_countries
+    from flight_fees.lib.documents.country_maps import country_map_html, map_countries
 
     track = _track()
     crossings = _crossings(track, FIR_BOUNDS)
