@@ -15,7 +15,7 @@ own session so that CPU and memory are those of its whole process tree:
   the floor;
 - ``library``: the library functions alone, no Dagster, chunk by chunk as the processing assets
   do: tracks (``fetch_tracks_chunks``, else ``fetch_tracks_stage`` per chunk) -> attributes ->
-  ``crossings_stage`` -> ``bill_stage`` -> ``persist_bills`` (+ failures recorded);
+  ``crossings_stage`` -> ``bill_stage`` -> ``write_bills`` (+ failures recorded);
 - ``in_process``: ``flight-fees process --day DAY`` (a whole-day backfill through Dagster);
 - ``production``: the N flights enqueued, then ``dagster-daemon run -w workspace.yaml``
   (``flight_queue_sensor`` claims every 30 s, the run queue launches ``process_flights`` runs)
@@ -629,15 +629,12 @@ def child_library(args: argparse.Namespace) -> dict[str, Any]:
     from flight_fees.lib.airspace.index_store import cached_fir_index
     from flight_fees.lib.airspace.zones import load_charging_zones
     from flight_fees.lib.billing.fee_lines import (
-        invoiced_flights,
-        persist_bills,
         record_flight_failures,
     )
     from flight_fees.lib.charging.aircraft_types import load_aircraft_types
     from flight_fees.lib.charging.fx import load_fx_rates
     from flight_fees.lib.charging.tariffs import load_tariffs
     from flight_fees.lib.db import make_engine
-    from flight_fees.lib.db.engine import transaction
     from flight_fees.lib.ops.demo import read_airports
     from flight_fees.lib.ops.queue import FlightQueue
     from flight_fees.lib.processing import pipeline as pl
@@ -676,11 +673,8 @@ def child_library(args: argparse.Namespace) -> dict[str, Any]:
         bills = pl.bill_stage(
             engine, crossed.visits, attrs, tariffs=tariffs, fx=fx, aircraft_types=types
         )
-        with transaction(engine) as session:  # a whole-day backfill leaves invoiced flights
-            invoiced = invoiced_flights(session, [b.flight_id for b in bills.bills])
-        persisted = persist_bills(
-            engine, [b for b in bills.bills if b.flight_id not in invoiced], batch_id=batch_id
-        )
+        # a whole-day backfill leaves invoiced flights alone
+        persisted = pl.write_bills(engine, bills, batch_id=batch_id, skip_invoiced=True).persisted
         failures.update(bills.failures)
         failures.update(persisted.failures)
         record_flight_failures(engine, queue, failures, batch_id=batch_id)

@@ -241,8 +241,8 @@ def test_process_flights_runs_in_one_process_and_reexecutes_from_failure(world, 
     def broken(*args, **kwargs):
         raise RuntimeError("billing database hiccup")
 
-    real_bill_stage = pipeline.bill_stage
-    monkeypatch.setattr(pipeline, "bill_stage", broken)
+    real_price_flights = pipeline.price_flights
+    monkeypatch.setattr(pipeline, "price_flights", broken)
     config = {"ops": {"flight_tracks": {"config": {"flight_ids": ids}}}}
     with dg.instance_for_test() as instance:
         job = dg.reconstructable(process_flights_job)
@@ -259,7 +259,7 @@ def test_process_flights_runs_in_one_process_and_reexecutes_from_failure(world, 
             done = {e.step_key for e in failed.all_events if e.is_step_success}
             assert {"flight_tracks", "fir_crossings"} <= done
         assert _lines(engine) == []
-        monkeypatch.setattr(pipeline, "bill_stage", real_bill_stage)
+        monkeypatch.setattr(pipeline, "price_flights", real_price_flights)
         options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
         # the UI's "re-execute from failure" keeps the run's partition tag; so does this
         tags = {"dagster/partition": DAY.isoformat()}

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from flight_fees.lib.billing.fee_lines import FlightBill, PersistResult
+    from flight_fees.lib.charging.aircraft_types import AircraftTypes
+    from flight_fees.lib.charging.attributes import Conflict, ResolvedAttributes
+    from flight_fees.lib.charging.fx import FxRates
+    from flight_fees.lib.charging.tariffs import Tariffs
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +260,11 @@ def _present(value: Any) -> bool:
 
 @dataclass
 class BillStage:
-    bills: list[Any]  # billing.FlightBill
+    """The bills of a chunk of flights, priced and not written yet."""
+
+    bills: list[FlightBill]
     failures: Failures
-    conflicts: list[Any]  # attributes.Conflict
+    conflicts: list[Conflict]
     lines: pd.DataFrame
 
     def preview(self, limit: int = 30) -> pd.DataFrame:
@@ -279,65 +290,94 @@ def _text(value: Any) -> str | None:
     return str(value).strip() if _present(value) and str(value).strip() else None
 
 
-def bill_stage(
-    engine: Any,
+@dataclass(frozen=True)
+class CustomerRef:
+    """The customer an operator code bills to."""
+
+    id: int
+    code: str
+    billing_currency: str
+
+
+@dataclass(frozen=True)
+class BillingContext:
+    """What pricing needs from the billing database for one chunk of flights, read once by
+    :func:`load_billing_context`: :func:`price_flights` then reads nothing."""
+
+    resolved: ResolvedAttributes
+    blocked: frozenset[int]
+    customers: Mapping[str, CustomerRef]
+
+
+def load_billing_context(
+    engine: Engine, attrs: pd.DataFrame, *, attributes_csv: str | Path | None = None
+) -> BillingContext:
+    """Reads: resolve the flights' attributes over their sources (track rows, the aircraft
+    table, the attributes CSV, manual resolutions), the flights an open conflict blocks and
+    the customers. Writes nothing."""
+    from sqlalchemy import select
+
+    from flight_fees.lib.charging.attributes import (
+        blocked_flight_ids,
+        default_attribute_sources,
+        resolve_attributes,
+    )
+    from flight_fees.lib.db.models import Customer
+
+    flight_ids = [int(f) for f in attrs["flight_id"]] if len(attrs) else []
+    sources = default_attribute_sources(engine, attrs, csv_path=attributes_csv)
+    resolved = resolve_attributes(attrs[["flight_id"]], sources)
+    blocked = frozenset(blocked_flight_ids(engine, flight_ids)) if flight_ids else frozenset()
+    with engine.connect() as conn:
+        customers = {
+            row.code: CustomerRef(int(row.id), str(row.code), str(row.billing_currency))
+            for row in conn.execute(select(Customer.id, Customer.code, Customer.billing_currency))
+        }
+    return BillingContext(resolved, blocked, customers)
+
+
+def price_flights(
+    context: BillingContext,
     visits: pd.DataFrame,
     attrs: pd.DataFrame,
     *,
-    tariffs: Any,
-    fx: Any,
-    aircraft_types: Any,
-    attributes_csv: str | Path | None = None,
+    tariffs: Tariffs,
+    fx: FxRates,
+    aircraft_types: AircraftTypes,
 ) -> BillStage:
-    """Resolve flight attributes (operator, MTOW), quote every zone visit and build one
-    :class:`~flight_fees.lib.billing.fee_lines.FlightBill` per billable flight.
+    """Pure: quote every zone visit of the flights and build one
+    :class:`~flight_fees.lib.billing.fee_lines.FlightBill` (a flight's fee lines plus the
+    flight row) per billable flight, from what :func:`load_billing_context` read.
 
     Failures: ``attribute_conflict`` (critical sources disagree: not billed until a human
     resolves it), ``unknown_aircraft`` (no operator known), ``unknown_customer``,
     ``unknown_mtow``, and the tariff/FX categories of
-    :func:`flight_fees.lib.charging.fees.compute_fee_lines`.
+    :func:`flight_fees.lib.charging.fees.compute_fee_lines`. The conflicts to record travel in
+    :attr:`BillStage.conflicts` (:func:`write_bills` records them).
     """
-    from sqlalchemy import select
-
     from flight_fees.lib.billing.fee_lines import FlightBill
     from flight_fees.lib.charging.aircraft_types import select_mtow_frame
-    from flight_fees.lib.charging.attributes import (
-        blocked_flight_ids,
-        default_attribute_sources,
-        record_conflicts,
-        resolve_attributes,
-    )
     from flight_fees.lib.charging.fees import compute_fee_lines
-    from flight_fees.lib.db.engine import transaction
-    from flight_fees.lib.db.models import Customer
 
     failures: Failures = {}
     if attrs.empty:
         return BillStage([], failures, [], pd.DataFrame())
     flight_ids = [int(f) for f in attrs["flight_id"]]
-    sources = default_attribute_sources(engine, attrs, csv_path=attributes_csv)
-    resolved = resolve_attributes(attrs[["flight_id"]], sources)
-    if resolved.conflicts:
-        with transaction(engine) as session:
-            record_conflicts(session, resolved.conflicts)
+    resolved = context.resolved
     for conflict in resolved.conflicts:
         failures[conflict.flight_id] = (
             "attribute_conflict",
             f"sources disagree on {conflict.field}: {conflict.candidates}; resolve it "
             "(flight_conflicts) before billing",
         )
-    for fid in blocked_flight_ids(engine, flight_ids):
+    for fid in sorted(context.blocked):
         failures.setdefault(
             fid, ("attribute_conflict", "an open attribute conflict blocks billing")
         )
 
     resolved_frame = resolved.attributes.set_index("flight_id")
     base = attrs.set_index("flight_id")
-    with engine.connect() as conn:
-        customers = {
-            row.code: row
-            for row in conn.execute(select(Customer.id, Customer.code, Customer.billing_currency))
-        }
+    customers = context.customers
     mtows = select_mtow_frame(
         resolved_frame.reset_index().rename(columns={"mtow_kg": "registration_mtow_kg"}),
         aircraft_types,
@@ -351,7 +391,7 @@ def bill_stage(
     def column(frame: pd.DataFrame, name: str) -> list[Any]:
         if name not in frame.columns:
             return [None] * len(frame)
-        return frame[name].to_numpy(dtype=object).tolist()
+        return list(frame[name].to_numpy(dtype=object).tolist())
 
     described = {
         name: column(res, name)
@@ -425,6 +465,65 @@ def bill_stage(
         if fid not in failures
     ]
     return BillStage(bills, failures, list(resolved.conflicts), result.lines)
+
+
+def bill_stage(
+    engine: Engine,
+    visits: pd.DataFrame,
+    attrs: pd.DataFrame,
+    *,
+    tariffs: Tariffs,
+    fx: FxRates,
+    aircraft_types: AircraftTypes,
+    attributes_csv: str | Path | None = None,
+) -> BillStage:
+    """:func:`load_billing_context` then :func:`price_flights`: the bills of a chunk of flights,
+    nothing written (:func:`write_bills` writes them)."""
+    context = load_billing_context(engine, attrs, attributes_csv=attributes_csv)
+    return price_flights(
+        context, visits, attrs, tariffs=tariffs, fx=fx, aircraft_types=aircraft_types
+    )
+
+
+@dataclass
+class WrittenBills:
+    """What :func:`write_bills` stored and refused."""
+
+    persisted: PersistResult
+    skipped_invoiced: dict[int, str] = field(default_factory=dict)
+    conflicts_recorded: int = 0
+
+
+def write_bills(
+    engine: Engine,
+    stage: BillStage,
+    *,
+    batch_id: str | None = None,
+    skip_invoiced: bool = False,
+) -> WrittenBills:
+    """Writes: the stage's attribute conflicts (open rows of ``flight_conflicts``), then its
+    bills (:func:`~flight_fees.lib.billing.fee_lines.persist_bills`: a flight's lines, its
+    ``flights`` row and the deletion of its queue row in one transaction).
+
+    ``skip_invoiced`` (a whole-day backfill): flights already on an invoice are left alone
+    and reported in ``skipped_invoiced``; otherwise persisting refuses them as failures
+    (``already_invoiced``)."""
+    from flight_fees.lib.billing.fee_lines import invoiced_flights, persist_bills
+    from flight_fees.lib.charging.attributes import record_conflicts
+    from flight_fees.lib.db.engine import transaction
+
+    recorded = 0
+    if stage.conflicts:
+        with transaction(engine) as session:
+            recorded = record_conflicts(session, stage.conflicts)
+    to_write = stage.bills
+    skipped: dict[int, str] = {}
+    if skip_invoiced and to_write:
+        with transaction(engine) as session:
+            skipped = dict(invoiced_flights(session, [b.flight_id for b in to_write]))
+        to_write = [b for b in to_write if b.flight_id not in skipped]
+    persisted = persist_bills(engine, to_write, batch_id=batch_id)
+    return WrittenBills(persisted, skipped, recorded)
 
 
 # -- streaming: a run's flights through the stages chunk by chunk -----------------------------
@@ -633,8 +732,7 @@ def stream_bills(
     failure instead (``already_invoiced``)."""
     from decimal import Decimal
 
-    from flight_fees.lib.billing.fee_lines import fee_line_totals, invoiced_flights, persist_bills
-    from flight_fees.lib.db.engine import transaction
+    from flight_fees.lib.billing.fee_lines import fee_line_totals
 
     out = BillsRun()
     totals: dict[str, Decimal] = {}
@@ -645,22 +743,13 @@ def stream_bills(
         visits = pd.read_parquet(visits_file)
         attrs = pd.read_parquet(attr_file)
         out.flights += len(attrs)
-        bills = bill_stage(
-            engine,
-            visits,
-            attrs,
-            tariffs=tariffs,
-            fx=fx,
-            aircraft_types=aircraft_types,
-            attributes_csv=attributes_csv,
+        context = load_billing_context(engine, attrs, attributes_csv=attributes_csv)
+        bills = price_flights(
+            context, visits, attrs, tariffs=tariffs, fx=fx, aircraft_types=aircraft_types
         )
-        to_write = bills.bills
-        if backfill and to_write:
-            with transaction(engine) as session:
-                skipped = invoiced_flights(session, [b.flight_id for b in to_write])
-            out.skipped_invoiced.update(skipped)
-            to_write = [b for b in to_write if b.flight_id not in skipped]
-        persisted = persist_bills(engine, to_write, batch_id=batch_id)
+        written = write_bills(engine, bills, batch_id=batch_id, skip_invoiced=backfill)
+        persisted = written.persisted
+        out.skipped_invoiced.update(written.skipped_invoiced)
         out.failures.update(bills.failures)
         out.failures.update(persisted.failures)
         out.written.update(persisted.written)
