@@ -27,7 +27,7 @@ from flight_fees.cli.customers import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from flight_fees.lib.ops.registry import AircraftView
+    from flight_fees.lib.ops.registry_queries import AircraftView
 
 aircraft_app = typer.Typer(
     help="Aircraft: add, list, import a CSV file (declared MTOW with the day it takes effect).",
@@ -95,7 +95,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List aircraft with operator, current MTOW and MTOW declarations."""
-    from flight_fees.lib.ops.registry import list_aircraft
+    from flight_fees.lib.ops.registry_queries import list_aircraft
 
     aircraft = list_aircraft(open_engine(migrated=True), operator=operator)
     if as_json:

@@ -131,7 +131,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the customers with their billing terms and number of aircraft."""
-    from flight_fees.lib.ops.registry import list_customers
+    from flight_fees.lib.ops.registry_queries import list_customers
 
     customers = list_customers(open_engine(migrated=True))
     console = wide_console(highlight=False, soft_wrap=True)
@@ -168,7 +168,7 @@ def show_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a customer, its aircraft and their declared MTOWs."""
-    from flight_fees.lib.ops.registry import customer_detail
+    from flight_fees.lib.ops.registry_queries import customer_detail
 
     with registry_errors():
         customer, aircraft = customer_detail(open_engine(migrated=True), code)

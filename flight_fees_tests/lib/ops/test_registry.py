@@ -22,10 +22,10 @@ from flight_fees.lib.ops.registry import (
     add_aircraft,
     import_aircraft,
     import_customers,
-    list_aircraft,
     load_aircraft,
     mtow_in_force,
 )
+from flight_fees.lib.ops.registry_queries import list_aircraft
 
 CUSTOMERS = (
     ",".join(CUSTOMER_CSV_HEADER) + "\n"
