@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 from flight_fees.lib.db import make_engine, upgrade
 from flight_fees.lib.db.models import Base
 from flight_fees_tests.pg import PostgresUnavailable, provide_postgres_server
+from flight_fees_tests.s3_server import s3_server, s3_storage_url  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +26,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "ff_home"
     monkeypatch.setenv("FLIGHT_FEES_HOME", str(home))
     monkeypatch.delenv("FLIGHT_FEES_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FLIGHT_FEES_STORAGE_URL", raising=False)
     monkeypatch.delenv("PINOT_HTTP_BROKER_URL", raising=False)
     return home
 

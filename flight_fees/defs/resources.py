@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
-from flight_fees.lib.core.settings import DATA_DIR, Paths, database_url, home_dir
+from flight_fees.lib.core.settings import DATA_DIR, Paths, database_url, home_dir, storage_url
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.ops.queue import FlightQueue
 from flight_fees.lib.ops.workstore import WorkStore
@@ -194,16 +194,21 @@ def _imported(name: str) -> str | None:
 
 
 class Workspace(dg.ConfigurableResource):
-    """Output locations below the flight_fees home (maps, invoices, logs, intermediates)."""
+    """Output locations: the flight_fees home, and the shared storage of maps, invoices, logs
+    and intermediates (``storage_url``, default ``FLIGHT_FEES_STORAGE_URL``, else the home)."""
 
     home: str | None = None
+    storage_url: str | None = None
     keep_logs: int = 100
 
     def paths(self) -> Paths:
-        return Paths(Path(self.home).resolve() if self.home else home_dir())
+        return Paths(
+            Path(self.home).resolve() if self.home else home_dir(),
+            self.storage_url or storage_url(),
+        )
 
     def work_store(self) -> WorkStore:
-        return WorkStore(self.paths().home / "work")
+        return WorkStore(self.paths().work)
 
 
 class PipelineSettings(dg.ConfigurableResource):

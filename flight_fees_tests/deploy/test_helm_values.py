@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 HELM = REPO / "deploy" / "helm"
 VALUES = HELM / "values.yaml"
 SCHEMA = HELM / "dagster-values.schema.json"
-STORAGE_URL_ENV = "FLIGHT_FEES_STORAGE_URL"
 
 
 def _without_remote_refs(node: Any) -> Any:
@@ -179,7 +178,7 @@ def test_deployment_wiring(values):
     module = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["dagster"]["module_name"]
     assert deployment["dagsterApiGrpcArgs"] == ["--module-name", module]
     env = deployment["env"]
-    assert env[STORAGE_URL_ENV].startswith("s3://")
+    assert env[settings.STORAGE_URL_ENV].startswith("s3://")
     assert env["PINOT_HTTP_BROKER_URL"].startswith("http")
     secret_names = {s["name"] for s in deployment["envSecrets"]}
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
@@ -213,7 +212,7 @@ def test_document_server_manifest_shares_the_code_servers_settings(values):
     assert container["command"][container["command"].index("--host") + 1] == "0.0.0.0"
     env = {e["name"]: e["value"] for e in container["env"]}
     (code_server,) = values["dagster-user-deployments"]["deployments"]
-    for name in (STORAGE_URL_ENV, "PINOT_HTTP_BROKER_URL", "FLIGHT_FEES_PUBLIC_URL"):
+    for name in (settings.STORAGE_URL_ENV, "PINOT_HTTP_BROKER_URL", "FLIGHT_FEES_PUBLIC_URL"):
         assert env[name] == code_server["env"][name], name
     secrets = {s["secretRef"]["name"] for s in container["envFrom"]}
     assert secrets == {s["name"] for s in code_server["envSecrets"]}

@@ -8,6 +8,9 @@
   ``world`` (default: EUROCONTROL EAD world FIRs with ``charging_zones_world.yaml``) or
   ``europe`` (the 58 European FIRs with ``charging_zones.yaml``); see
   ``flight_fees.lib.airspace.firs.default_fir_set``.
+- ``FLIGHT_FEES_STORAGE_URL``: the shared storage of run frames, maps, invoice documents and
+  processing logs, by URL (``s3://bucket/prefix``; a local path or ``file://`` URL); default:
+  the home. See ``flight_fees.lib.core.storage``.
 """
 
 from __future__ import annotations
@@ -15,10 +18,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flight_fees.lib.core.storage import StoragePath
 
 HOME_ENV = "FLIGHT_FEES_HOME"
 DATABASE_URL_ENV = "FLIGHT_FEES_DATABASE_URL"
 FIR_SET_ENV = "FLIGHT_FEES_FIR_SET"
+STORAGE_URL_ENV = "FLIGHT_FEES_STORAGE_URL"
 #: Names accepted by ``FLIGHT_FEES_FIR_SET``; the first is the default.
 FIR_SET_NAMES = ("world", "europe")
 
@@ -44,6 +52,11 @@ def database_url() -> str:
     return f"sqlite:///{home_dir() / 'billing.db'}"
 
 
+def storage_url() -> str | None:
+    """``FLIGHT_FEES_STORAGE_URL`` (stripped), or None: the shared storage is the home."""
+    return os.environ.get(STORAGE_URL_ENV, "").strip() or None
+
+
 def fir_set_name() -> str:
     """The shipped airspace selected by ``FLIGHT_FEES_FIR_SET`` (lower-cased, stripped;
     unset or empty = ``world``). Unknown names are returned as given (the caller rejects
@@ -61,25 +74,42 @@ def normalise_database_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class Paths:
-    """Well-known locations below the home directory."""
+    """Well-known locations: the home directory (embedded database and track store, imported
+    reference files) and the shared storage (run frames, maps, documents, processing logs),
+    which is the home unless ``storage_url`` names another root."""
 
     home: Path
+    storage_url: str | None = None
+
+    @property
+    def storage(self) -> StoragePath:
+        """The shared storage root: a local :class:`~pathlib.Path` (the home by default) or
+        a :class:`upath.UPath` (``s3://...``)."""
+        if not self.storage_url:
+            return self.home
+        from flight_fees.lib.core.storage import storage_path
+
+        return storage_path(self.storage_url)
 
     @property
     def tracks(self) -> Path:
         return self.home / "tracks"
 
     @property
-    def maps(self) -> Path:
-        return self.home / "maps"
+    def work(self) -> StoragePath:
+        return self.storage / "work"
 
     @property
-    def invoices(self) -> Path:
-        return self.home / "invoices"
+    def maps(self) -> StoragePath:
+        return self.storage / "maps"
 
     @property
-    def logs(self) -> Path:
-        return self.home / "processing_logs"
+    def invoices(self) -> StoragePath:
+        return self.storage / "invoices"
+
+    @property
+    def logs(self) -> StoragePath:
+        return self.storage / "processing_logs"
 
     @property
     def reference(self) -> Path:
@@ -87,4 +117,4 @@ class Paths:
 
 
 def paths() -> Paths:
-    return Paths(home_dir())
+    return Paths(home_dir(), storage_url())

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+from flight_fees.lib.core.storage import StoragePath, write_text_atomic
 
 
 @dataclass
@@ -36,16 +35,18 @@ class ProcessingLog:
         return data
 
 
-def write_processing_log(log: ProcessingLog, directory: Path, *, keep: int = 100) -> Path:
-    """Write ``log`` atomically as ``<started>_<batch_id>.json`` and keep the latest ``keep``."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_processing_log(
+    log: ProcessingLog, directory: StoragePath, *, keep: int = 100
+) -> StoragePath:
+    """Write ``log`` atomically as ``<started>_<batch_id>.json`` in ``directory`` (a local
+    folder or a folder of the shared storage, :mod:`flight_fees.lib.core.storage`) and keep
+    the latest ``keep``."""
     stamp = log.started_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    target = directory / f"{stamp}_{log.batch_id}.json"
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(log.to_dict(), handle, indent=1, default=str)
-    os.replace(tmp, target)
-    logs = sorted(directory.glob("*.json"))
+    target = write_text_atomic(
+        directory / f"{stamp}_{log.batch_id}.json",
+        json.dumps(log.to_dict(), indent=1, default=str),
+    )
+    logs = sorted(directory.glob("*.json"), key=lambda p: p.name)
     for old in logs[: max(0, len(logs) - keep)]:
         old.unlink(missing_ok=True)
     return target

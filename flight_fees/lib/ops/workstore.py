@@ -5,46 +5,59 @@ id: ``<root>/<stage>/day=YYYY-MM-DD/<run_id>.parquet``, or, when a run streams i
 chunks, one file per chunk: ``<root>/<stage>/day=YYYY-MM-DD/<run_id>/part-00000.parquet``.
 Two runs of the same day never read each other's flights, and analysts can open any stage of
 any run with pandas or DuckDB (a chunked stage is a Parquet dataset directory).
+
+The root is a local folder (``<home>/work``) or a folder of the shared storage
+(``FLIGHT_FEES_STORAGE_URL``, e.g. ``s3://bucket/prefix/work``): a step running on another
+machine reads the frames the previous step wrote (:mod:`flight_fees.lib.core.storage`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
+
+from flight_fees.lib.core.storage import (
+    StoragePath,
+    parquet_rows,
+    read_parquet,
+    remove_empty_dirs,
+    write_parquet_atomic,
+    write_text_atomic,
+)
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 @dataclass(frozen=True)
 class WorkStore:
-    root: Path
+    root: StoragePath
 
-    def path(self, stage: str, day: dt.date, run_id: str, suffix: str = ".parquet") -> Path:
+    def path(self, stage: str, day: dt.date, run_id: str, suffix: str = ".parquet") -> StoragePath:
         for part in (stage, run_id):
             if not _SAFE.match(part):
                 raise ValueError(f"unsafe work-store key {part!r}")
         return self.root / stage / f"day={day.isoformat()}" / f"{run_id}{suffix}"
 
-    def write_frame(self, stage: str, day: dt.date, run_id: str, frame: pd.DataFrame) -> Path:
-        """Write atomically (temp file + rename): a crash never leaves a half file behind."""
-        return _write_atomic(self.path(stage, day, run_id), frame)
+    def write_frame(
+        self, stage: str, day: dt.date, run_id: str, frame: pd.DataFrame
+    ) -> StoragePath:
+        """Write atomically (temp file + rename, or one PUT): a crash never leaves a half file
+        behind."""
+        return write_parquet_atomic(self.path(stage, day, run_id), frame)
 
     def write_part(
         self, stage: str, day: dt.date, run_id: str, part: int, frame: pd.DataFrame
-    ) -> Path:
+    ) -> StoragePath:
         """Write chunk ``part`` of a streamed stage, atomically."""
         folder = self.path(stage, day, run_id, "")
-        return _write_atomic(folder / f"part-{int(part):05d}.parquet", frame)
+        return write_parquet_atomic(folder / f"part-{int(part):05d}.parquet", frame)
 
-    def parts(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> list[Path]:
+    def parts(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> list[StoragePath]:
         """The files of ``stage`` of the first run id that has it (a re-execution reads its
         parent's): the chunk files of a streamed stage in order, or the one file."""
         tried = []
@@ -63,23 +76,19 @@ class WorkStore:
 
     def count_rows(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> int:
         """Rows of ``stage`` (all its chunks), from the Parquet footers alone."""
-        import pyarrow.parquet as pq
-
-        return sum(pq.read_metadata(f).num_rows for f in self.parts(stage, day, run_ids))
+        return sum(parquet_rows(f) for f in self.parts(stage, day, run_ids))
 
     def read_frame(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> pd.DataFrame:
         """The whole frame of the first run id that has one (chunks concatenated)."""
         files = self.parts(stage, day, run_ids)
         if len(files) == 1:
-            return pd.read_parquet(files[0])
-        frames = [pd.read_parquet(f) for f in files]
+            return read_parquet(files[0])
+        frames = [read_parquet(f) for f in files]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    def write_json(self, stage: str, day: dt.date, run_id: str, payload: object) -> Path:
+    def write_json(self, stage: str, day: dt.date, run_id: str, payload: object) -> StoragePath:
         target = self.path(stage, day, run_id, ".json")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(payload, indent=1, default=str))
-        return target
+        return write_text_atomic(target, json.dumps(payload, indent=1, default=str))
 
     def read_json(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> object:
         for run_id in run_ids:
@@ -98,22 +107,5 @@ class WorkStore:
             if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed += 1
-        for folder in sorted(self.root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()  # chunk folders (and day folders) emptied above
+        remove_empty_dirs(self.root)  # chunk and day folders emptied above (local only)
         return removed
-
-
-def _write_atomic(target: Path, frame: pd.DataFrame) -> Path:
-    """Write ``frame`` as Parquet at ``target`` through a temp file and a rename: a crash
-    never leaves a half file behind."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target

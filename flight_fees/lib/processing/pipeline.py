@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from flight_fees.lib.core.storage import read_parquet
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -649,8 +651,8 @@ def stream_crossings(
     track_parts = store.parts("tracks", day, run_ids)
     attr_parts = store.parts("flight_attributes", day, run_ids)
     for k, (track_file, attr_file) in enumerate(zip(track_parts, attr_parts, strict=True)):
-        tracks = pd.read_parquet(track_file)
-        attrs = pd.read_parquet(attr_file)
+        tracks = read_parquet(track_file)
+        attrs = read_parquet(attr_file)
         started = time.perf_counter()
         stage = crossings_stage(
             tracks,
@@ -740,8 +742,8 @@ def stream_bills(
     visit_parts = store.parts("zone_visits", day, run_ids)
     attr_parts = store.parts("flight_attributes", day, run_ids)
     for visits_file, attr_file in zip(visit_parts, attr_parts, strict=True):
-        visits = pd.read_parquet(visits_file)
-        attrs = pd.read_parquet(attr_file)
+        visits = read_parquet(visits_file)
+        attrs = read_parquet(attr_file)
         out.flights += len(attrs)
         context = load_billing_context(engine, attrs, attributes_csv=attributes_csv)
         bills = price_flights(
