@@ -8,8 +8,10 @@ billing database.
 """
 
 import datetime as dt
+import os
 import time
 import uuid
+from pathlib import Path
 
 import dagster as dg
 
@@ -27,6 +29,29 @@ from flight_fees.defs.resources import (
 )
 
 GROUP = "processing"
+#: TEST HOOK of the scale-out suite (flight_fees_tests/faults/test_scaleout.py), never set in
+#: production: when this variable names an existing file holding "<step>:<moment> <seconds>",
+#: the first step to reach that moment takes the file (renamed to ``<file>.taken``, then
+#: holding the step's pid) and sleeps that long (at most 60 s), so that a test can kill the
+#: Celery worker executing it right there
+PAUSE_IN_STEP_ENV = "FLIGHT_FEES_TEST_PAUSE_IN_STEP"
+
+
+def _test_pause_in_step(moment: str) -> None:
+    path = os.environ.get(PAUSE_IN_STEP_ENV)
+    if not path:
+        return
+    hook = Path(path)
+    taken = hook.with_suffix(".taken")
+    try:
+        wanted, seconds = hook.read_text().split()
+        if wanted != moment:
+            return
+        hook.rename(taken)  # atomic: one step takes it
+        taken.write_text(str(os.getpid()))
+    except (OSError, ValueError):
+        return
+    time.sleep(min(float(seconds), 60.0))
 
 
 class FlightSelection(dg.Config):
@@ -324,6 +349,7 @@ def fee_lines(
         requested=requested,
         started_at=log.started_at,
     )
+    _test_pause_in_step("fee_lines:before_lines")
     run = stream_bills(
         engine,
         store,
@@ -338,6 +364,7 @@ def fee_lines(
     )
     failures = run.failures
     _mark_failures(context, billing, failures, "fee_lines")
+    _test_pause_in_step("fee_lines:after_lines")
     elapsed = time.perf_counter() - started
 
     per_flight = elapsed / max(1, len(run.written))

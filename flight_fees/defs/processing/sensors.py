@@ -7,7 +7,7 @@ queue without an attempt. Settling is guarded by the holder, so evaluating the s
 
 import dagster as dg
 
-from flight_fees.defs.processing.jobs import process_flights
+from flight_fees.defs.processing.jobs import process_flights, process_flights_celery
 from flight_fees.defs.resources import BillingDatabase
 from flight_fees.lib.ops.queue import SettleResult
 
@@ -39,7 +39,7 @@ def run_flight_ids(run_config: dict) -> list[int]:
 
 @dg.run_failure_sensor(
     name="process_flights_failure_sensor",
-    monitored_jobs=[process_flights],
+    monitored_jobs=[process_flights, process_flights_celery],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Fails, in the queue, the flights a crashed process_flights run still held.",
 )

@@ -1,6 +1,7 @@
 """``flight_queue_sensor``: every 30 s (FLIGHT_FEES_QUEUE_SENSOR_INTERVAL_S), claim queued flights
 and request one ``process_flights`` run per UTC day (high-priority flights first, with a higher
-``dagster/priority``)."""
+``dagster/priority``); with FLIGHT_FEES_EXECUTOR=celery, runs of ``process_flights_celery``
+(steps on Celery workers: ``flight_fees/defs/processing/scaleout.py``)."""
 
 import datetime as dt
 import json
@@ -12,6 +13,8 @@ from pathlib import Path
 import dagster as dg
 
 from flight_fees.defs.partitions import daily_partitions
+from flight_fees.defs.processing.jobs import process_flights, process_flights_celery
+from flight_fees.defs.processing.scaleout import PROCESSING_JOBS, processing_job_name
 from flight_fees.defs.resources import BillingDatabase, TrackStore
 from flight_fees.lib.ops.claims import chunked, group_by_day
 
@@ -65,7 +68,7 @@ def _test_pause_after_claim() -> None:
 
 @dg.sensor(
     name="flight_queue_sensor",
-    job_name="process_flights",
+    jobs=[process_flights, process_flights_celery],
     minimum_interval_seconds=QUEUE_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Claims queued flights and requests one process_flights run per UTC day.",
@@ -93,8 +96,9 @@ def flight_queue_sensor(
 
     max_waiting = _int_env("FLIGHT_FEES_MAX_WAITING_RUNS", DEFAULT_MAX_WAITING_RUNS)
     if context.instance is not None:
-        waiting = context.instance.get_runs_count(
-            dg.RunsFilter(job_name="process_flights", statuses=list(_WAITING))
+        waiting = sum(
+            context.instance.get_runs_count(dg.RunsFilter(job_name=job, statuses=list(_WAITING)))
+            for job in PROCESSING_JOBS
         )
         if waiting >= max_waiting:
             return dg.SkipReason(
@@ -116,6 +120,7 @@ def flight_queue_sensor(
         queue.fail(flight_id, "not_found", reason)
 
     run_requests: list[dg.RunRequest] = []
+    job_name = processing_job_name()  # FLIGHT_FEES_EXECUTOR: in-process (default) or Celery
     out_of_range: list[int] = []
     for request in requests:
         if not _valid_day(request.day):
@@ -124,6 +129,7 @@ def flight_queue_sensor(
         for part, ids in enumerate(chunked(request.flight_ids, per_run)):
             run_requests.append(
                 dg.RunRequest(
+                    job_name=job_name,
                     run_key=f"claim-{claim_id}-{request.day.isoformat()}-{request.priority}-{part}",
                     partition_key=request.day.isoformat(),
                     run_config={

@@ -12,24 +12,28 @@ What a document shows
     :func:`flight_fees.lib.documents.issuer.load_issuer`
       (``FLIGHT_FEES_ISSUER``; the shipped sample is flagged as such on the document);
     - per fee line the figures an operator checks, from the stored tariff computation
-      (``fee_lines.details``, see :func:`line_figures`): distance in the tariff's unit,
-      deduction per take-off / landing in the zone, chargeable distance, distance factor,
-      weight factor (and MTOW), service units, unit rate, the charge in the tariff currency,
-      FX rate and date, the amount; the zone's name beside its id; a line that is not charged
-      (exemption, take-off or landing in an FAA zone, nothing left after the deductions) shows
-      its reason instead of figures, and zero zone totals are left out;
+      (``fee_lines.details``, see :func:`.invoice_figures.line_figures`): distance in the
+      tariff's unit, deduction per take-off / landing in the zone, chargeable distance,
+      distance factor, weight factor (and MTOW), service units, unit rate, the charge in the
+      tariff currency, FX rate and date, the amount; the zone's name beside its id; a line
+      that is not charged (exemption, take-off or landing in an FAA zone, nothing left after
+      the deductions) shows its reason instead of figures, and zero zone totals are left out;
     - a "sample unit rates" notice whenever a line was charged with a rate marked
       ``sample: true`` in the tariffs;
     - replacement invoices name the voided invoice and its credit note; voided invoices say
       VOID (watermark), their credit note and, when known, their replacement.
 
 Files
-    Documents live in ``<FLIGHT_FEES_HOME>/invoices/`` (``Paths.invoices``):
+    Documents live in ``<storage>/invoices/`` (``Paths.invoices``; the storage is the home,
+    or the shared storage ``FLIGHT_FEES_STORAGE_URL``, e.g. ``s3://bucket/prefix``):
     ``<number>.html`` and ``<number>.pdf`` for invoices (``INV-...``) and credit notes
     (``CN-...``) alike. :func:`invoice_document` / :func:`credit_note_document` give the path
     of a document by number and format, rendering it when missing or out of date (this is
     what the document server calls). The PDF is always rendered from the HTML file beside it
-    and carries that file's modification time: a PDF whose time differs is stale.
+    and carries that file's modification time: a PDF whose time differs is stale. On an
+    object store, where a file's time cannot be set, ``<number>.pdf.source`` beside the PDF
+    holds the SHA-256 of the HTML it was rendered from instead. Every file is replaced
+    atomically (a temp file and a rename, or one PUT).
 
     The document of a VOID invoice written when it was voided (:func:`void_invoice`) is final:
     voiding releases the invoice's fee lines, so only that document still lists them; it is
@@ -40,16 +44,14 @@ Files
 from __future__ import annotations
 
 import datetime as dt
-import json
+import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import jinja2
 from sqlalchemy import Engine, update
@@ -59,7 +61,6 @@ from flight_fees.lib.billing.invoicing import (
     CreditNoteDetail,
     CreditNoteNotFound,
     InvoiceDetail,
-    InvoiceLine,
     InvoiceNotFound,
     VoidResult,
     credit_note_detail,
@@ -67,11 +68,30 @@ from flight_fees.lib.billing.invoicing import (
     invoice_detail,
     void,
 )
-from flight_fees.lib.core.money import format_money
 from flight_fees.lib.core.settings import TEMPLATE_DIR as _TEMPLATE_DIR
 from flight_fees.lib.core.settings import paths
+from flight_fees.lib.core.storage import (
+    StoragePath,
+    is_local,
+    storage_path,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Invoice
+from flight_fees.lib.documents.invoice_figures import (
+    _EMPTY,
+    LineFigures,
+    ZoneTotal,
+    _css_string,
+    _money,
+    _num,
+    _ts,
+    default_zone_names,
+    line_figures,
+    no_charge_text,
+    zone_totals,
+)
 from flight_fees.lib.documents.issuer import SAMPLE_ISSUER_PATH, Issuer, load_issuer
 
 __all__ = [
@@ -96,71 +116,8 @@ __all__ = [
 TEMPLATE_DIR = _TEMPLATE_DIR
 DocumentFormat = Literal["html", "pdf"]
 DOCUMENT_FORMATS: Final[tuple[str, ...]] = ("html", "pdf")
-_EMPTY = "—"
 #: document numbers that may name a file (``INV-2026-000001``, ``CN-2026-000001``, ...)
 _SAFE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
-_DISTANCE_PLACES: Final = 3
-_FACTOR_PLACES: Final = 6
-
-
-# -- formatting ------------------------------------------------------------------------------
-
-
-def _money(value: Decimal | None, currency: str) -> str:
-    return _EMPTY if value is None else format_money(value, currency)
-
-
-def _decimal(value: object) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return number if number.is_finite() else None
-
-
-def _num(value: Decimal | float | int | str | None) -> str:
-    """A stored number without trailing zeros and without exponent (``2.780000`` -> ``2.78``)."""
-    number = _decimal(value)
-    if number is None:
-        return _EMPTY
-    return format(number.normalize(), "f")
-
-
-def _fig(value: object, places: int = _FACTOR_PLACES) -> str:
-    """A figure for display: at most ``places`` decimals (half up), no trailing zeros."""
-    number = _decimal(value)
-    if number is None:
-        return _EMPTY
-    exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -places:
-        number = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    text = format(number.normalize(), "f")
-    return "0" if text in ("-0", "") else text
-
-
-def _rate(value: object, currency: str) -> str:
-    """A unit rate: at least two decimals, no trailing zeros beyond, with the currency."""
-    number = _decimal(value)
-    if number is None:
-        return _EMPTY
-    text = _fig(number)
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')} {currency}"
-
-
-def _ts(value: dt.datetime | None) -> str:
-    if value is None:
-        return _EMPTY
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _css_string(value: object) -> str:
-    """Text safe inside a CSS string literal (letters, digits, space, ``-``, ``.``)."""
-    return re.sub(r"[^A-Za-z0-9 .\-]", "", str(value))
 
 
 @cache
@@ -177,243 +134,6 @@ def _environment() -> jinja2.Environment:
     env.filters["ts"] = _ts
     env.filters["css_string"] = _css_string
     return env
-
-
-# -- zone names ------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4)
-def _zone_names_of(path: str, mtime_ns: int) -> Mapping[str, str]:
-    del mtime_ns  # cache key only
-    from flight_fees.lib.charging.tariffs import load_tariffs
-
-    tariffs = load_tariffs(path)
-    return {zid: zone.name for zid, zone in tariffs.zones.items() if zone.name}
-
-
-def default_zone_names(tariffs_path: str | Path | None = None) -> Mapping[str, str]:
-    """``{zone id: name}`` of the zones of a tariff file (default: the shipped
-    ``tariffs.yaml``); read again when the file changes."""
-    from flight_fees.lib.charging.tariffs import DEFAULT_TARIFFS_PATH
-
-    path = Path(tariffs_path) if tariffs_path is not None else DEFAULT_TARIFFS_PATH
-    return _zone_names_of(str(path.resolve()), path.stat().st_mtime_ns)
-
-
-# -- line figures ----------------------------------------------------------------------------
-
-
-_FLAG_TEXT: Final = {
-    "state": "state flight",
-    "military": "military flight",
-    "search_and_rescue": "search and rescue flight",
-    "training": "training flight",
-}
-_COMPONENT_TEXT: Final = {
-    "weight_band_fee": "weight band fee",
-    "fir_crossing_fee": "FIR crossing fee",
-    "fixed": "fixed",
-    "weight": "weight",
-    "distance": "distance",
-    "weight_distance": "weight × distance",
-}
-
-
-def no_charge_text(reason: str) -> str:
-    """A stored exemption / no-charge reason in words (``mtow_below_2000_kg`` ->
-    ``exempt: MTOW below 2000 kg``)."""
-    if reason in _FLAG_TEXT:
-        return f"exempt: {_FLAG_TEXT[reason]}"
-    if reason.startswith("category_"):
-        return f"exempt: {reason.removeprefix('category_').replace('_', ' ')} flight"
-    match = re.fullmatch(r"mtow_below_(.+)_kg", reason)
-    if match:
-        return f"exempt: MTOW below {match.group(1)} kg"
-    if reason == "departure_or_arrival_in_zone":
-        return "not charged: the flight takes off or lands in this zone"
-    return f"not charged: {reason.replace('_', ' ')}"
-
-
-@dataclass(frozen=True)
-class LineFigures:
-    """The figures of one fee line as the documents show them (display strings).
-
-    ``no_charge_reason`` is set for a line that is not charged: the documents then show the
-    reason instead of the figures. ``sample`` marks a charge computed with a sample rate.
-    """
-
-    zone_id: str
-    zone_name: str | None
-    airspace_class: str | None
-    fir_ids: str
-    entry_time: dt.datetime | None
-    exit_time: dt.datetime | None
-    distance: str
-    distance_note: str | None
-    deduction: str
-    deduction_note: str | None
-    chargeable: str
-    distance_factor: str
-    weight_factor: str
-    weight_note: str | None
-    service_units: str
-    unit_rate: str
-    unit_rate_note: str | None
-    charge: str
-    charge_note: str | None
-    fx_rate: str
-    fx_date: str | None
-    amount: str
-    no_charge_reason: str | None
-    sample: bool
-
-
-def _movements(inputs: Mapping[str, Any]) -> str | None:
-    parts = []
-    for key, word in (("takeoffs", "take-off"), ("landings", "landing")):
-        count = int(inputs.get(key) or 0)
-        if count:
-            parts.append(f"{count} {word}{'s' if count > 1 else ''}")
-    return ", ".join(parts) or None
-
-
-def _per_distance(calc: Mapping[str, Any], units: object) -> str:
-    """``per 100 NM``: the distance of one service unit (chargeable distance / units)."""
-    charged, count = _decimal(calc.get("distance_charged")), _decimal(units)
-    if charged and count:
-        per = charged / count
-        whole = per.quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        if abs(per - whole) < Decimal("0.01"):
-            return f"per {whole} {calc.get('distance_unit', '')}".rstrip()
-    return "per service unit"
-
-
-def _details(line: InvoiceLine) -> dict[str, Any]:
-    if not line.details:
-        return {}
-    try:
-        data = json.loads(line.details)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def line_figures(line: InvoiceLine, zone_names: Mapping[str, str] | None = None) -> LineFigures:
-    """What an operator checks on ``line``, from its stored tariff computation.
-
-    By formula (``fee_lines.details``, see :meth:`flight_fees.lib.charging.tariffs.Quote.to_dict`):
-
-    - ``distance_weight`` (EUROCONTROL): distance in the tariff's unit, deduction (per
-      take-off / landing in the zone), chargeable distance, distance factor, weight factor
-      with the MTOW in tonnes, service units = distance factor × weight factor, unit rate;
-    - ``distance_class`` (FAA): distance in NM (km beside), chargeable distance, service units
-      (distance / divisor), the rate of the airspace class;
-    - ``flat_weight_band``: the band fee as unit rate and the components (band fee, FIR
-      crossing fees);
-    - ``multi_component``: distance figures, distance factor and the components.
-
-    A line without stored details (older lines) shows its stored distance, service units and
-    unit rate. Factors are shown to at most 6 decimals, distances to 3.
-    """
-    d = _details(line)
-    calc: Mapping[str, Any] = d.get("details") or {}
-    inputs: Mapping[str, Any] = d.get("inputs") or {}
-    currency = str(d.get("currency") or line.local_currency)
-    formula = d.get("formula")
-
-    unit = calc.get("distance_unit")
-    if unit and "distance" in calc:
-        distance = f"{_fig(calc['distance'], _DISTANCE_PLACES)} {unit}"
-        distance_note = f"{_fig(line.distance_km, _DISTANCE_PLACES)} km" if unit != "km" else None
-        deduction = f"{_fig(calc.get('deduction'), _DISTANCE_PLACES)} {unit}"
-        chargeable = f"{_fig(calc.get('distance_charged'), _DISTANCE_PLACES)} {unit}"
-    else:
-        distance = f"{_fig(line.distance_km, _DISTANCE_PLACES)} km"
-        distance_note = None
-        deduction = chargeable = _EMPTY
-    mtow_t = calc.get("weight_t") or calc.get("mtow_t")
-    weight_note = f"{_fig(mtow_t)} t" if mtow_t is not None else None
-    if mtow_t is None and line.mtow_kg is not None:
-        weight_note = f"{_fig(line.mtow_kg / 1000)} t"
-
-    unit_rate_value = d.get("unit_rate", line.unit_rate)
-    unit_rate_note = "band fee" if formula == "flat_weight_band" else None
-    if formula == "distance_class":
-        unit_rate_note = _per_distance(calc, d.get("service_units"))
-
-    components = d.get("components") or []
-    notes = []
-    if formula in ("flat_weight_band", "multi_component") and components:
-        notes.append(
-            " + ".join(
-                f"{_COMPONENT_TEXT.get(c.get('name'), str(c.get('name')))} "
-                f"{_fig(c.get('amount'), 2)}"
-                for c in components
-            )
-        )
-    if formula == "flat_weight_band" and inputs.get("fir_crossings"):
-        notes.append(f"{inputs['fir_crossings']} FIR crossing(s)")
-    multiplier = _decimal(d.get("multiplier"))
-    if multiplier is not None and multiplier != 1:
-        notes.append(f"× {_fig(multiplier)} ({line.category or inputs.get('category')})")
-
-    reason: str | None = None
-    if line.exemption:
-        reason = no_charge_text(line.exemption)
-    elif line.local_amount == 0:
-        charged = _decimal(calc.get("distance_charged"))
-        reason = (
-            f"not charged: {distance} in the zone less {deduction} for "
-            f"{_movements(inputs) or 'take-off / landing'} leaves no chargeable distance"
-            if charged is not None and charged == 0
-            else f"not charged: {chargeable} chargeable, the distance factor rounds to 0"
-            if _decimal(d.get("distance_factor")) == 0
-            else "not charged: the charge of this visit rounds to 0"
-        )
-
-    airspace_class = calc.get("airspace_class") or inputs.get("airspace_class")
-    return LineFigures(
-        zone_id=line.zone_id,
-        zone_name=(zone_names or {}).get(line.zone_id),
-        airspace_class=airspace_class if airspace_class not in (None, "enroute") else None,
-        fir_ids=line.fir_ids,
-        entry_time=line.entry_time,
-        exit_time=line.exit_time,
-        distance=distance,
-        distance_note=distance_note,
-        deduction=deduction,
-        deduction_note=_movements(inputs) if deduction != _EMPTY else None,
-        chargeable=chargeable,
-        distance_factor=_fig(d.get("distance_factor")),
-        weight_factor=_fig(d.get("weight_factor")),
-        weight_note=weight_note,
-        service_units=_fig(d.get("service_units", line.service_units)),
-        unit_rate=_rate(unit_rate_value, currency),
-        unit_rate_note=unit_rate_note,
-        charge=format_money(line.local_amount, line.local_currency),
-        charge_note="; ".join(notes) or None,
-        fx_rate=_num(line.fx_rate),
-        fx_date=line.fx_date.isoformat() if line.fx_date else None,
-        amount=format_money(line.billing_amount, line.billing_currency),
-        no_charge_reason=reason,
-        sample=bool(d.get("sample")) and reason is None,
-    )
-
-
-@dataclass(frozen=True)
-class ZoneTotal:
-    zone_id: str
-    name: str | None
-    amount: Decimal
-
-
-def _zone_totals(detail: InvoiceDetail, names: Mapping[str, str]) -> list[ZoneTotal]:
-    """Billing amount per zone, sorted by zone, zero totals left out."""
-    return [
-        ZoneTotal(zone, names.get(zone), amount)
-        for zone, amount in detail.zone_totals().items()
-        if amount != 0
-    ]
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -471,7 +191,7 @@ def render_invoice_html(
             inv=detail.invoice,
             customer=detail.customer,
             flights=flights,
-            zone_totals=_zone_totals(detail, names),
+            zone_totals=zone_totals(detail, names),
             sample_zones=sample_zones,
             credit_note=detail.credit_note,
             replaces=detail.replaces,
@@ -506,7 +226,7 @@ def render_credit_note_html(
             cn_date=created.date().isoformat() if created else _EMPTY,
             inv=detail.invoice.invoice,
             customer=detail.invoice.customer,
-            zone_totals=_zone_totals(detail.invoice, names),
+            zone_totals=zone_totals(detail.invoice, names),
             flight_count=len(detail.invoice.flights),
             replaced_by=detail.invoice.replaced_by,
         )
@@ -533,22 +253,12 @@ def html_to_pdf(html: str, *, base_url: Path | str | None = None) -> bytes:
 # -- files -----------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_html(path: Path, html: str) -> bool:
+def _write_html(path: StoragePath, html: str) -> bool:
     """Write ``html`` to ``path`` unless it already holds exactly that; True when written.
 
-    A rewritten file always gets a modification time different from its PDF's, so the PDF
-    is seen as stale (:func:`_pdf_is_current`) even on a coarse clock.
+    A rewritten local file always gets a modification time different from its PDF's, so the
+    PDF is seen as stale (:func:`_pdf_is_current`) even on a coarse clock (on an object store
+    the PDF's source digest no longer matches).
     """
     data = html.encode("utf-8")
     try:
@@ -557,7 +267,9 @@ def _write_html(path: Path, html: str) -> bool:
     except FileNotFoundError:
         pass
     pdf = path.with_suffix(".pdf")
-    _atomic_write(path, data)
+    write_bytes_atomic(path, data)
+    if not is_local(path):
+        return True
     try:
         pdf_mtime = pdf.stat().st_mtime_ns
     except FileNotFoundError:
@@ -568,27 +280,44 @@ def _write_html(path: Path, html: str) -> bool:
     return True
 
 
-def _pdf_is_current(html_path: Path) -> bool:
+def _pdf_source(html_path: StoragePath) -> StoragePath:
+    """Beside a PDF on an object store: the SHA-256 of the HTML it was rendered from."""
+    return html_path.parent / f"{html_path.stem}.pdf.source"
+
+
+def _pdf_is_current(html_path: StoragePath) -> bool:
+    pdf_path = html_path.with_suffix(".pdf")
     try:
-        return html_path.with_suffix(".pdf").stat().st_mtime_ns == html_path.stat().st_mtime_ns
+        if is_local(html_path):
+            return pdf_path.stat().st_mtime_ns == html_path.stat().st_mtime_ns
+        digest = hashlib.sha256(html_path.read_bytes()).hexdigest()
+        return _pdf_source(html_path).read_text() == digest and pdf_path.exists()
     except FileNotFoundError:
         return False
 
 
-def _write_pdf(html_path: Path) -> Path:
-    """Render the PDF of the HTML file beside it; it takes the HTML file's modification time."""
+def _write_pdf(html_path: StoragePath) -> StoragePath:
+    """Render the PDF of the HTML file beside it; it takes the HTML file's modification time
+    (on an object store: its digest goes beside it, :func:`_pdf_source`)."""
     pdf_path = html_path.with_suffix(".pdf")
-    html_stat = html_path.stat()
-    pdf = html_to_pdf(html_path.read_text(encoding="utf-8"), base_url=html_path.parent)
-    _atomic_write(pdf_path, pdf)
-    os.utime(pdf_path, ns=(html_stat.st_atime_ns, html_stat.st_mtime_ns))
+    if is_local(html_path):
+        html_stat = html_path.stat()
+        pdf = html_to_pdf(html_path.read_text(encoding="utf-8"), base_url=html_path.parent)
+        write_bytes_atomic(pdf_path, pdf)
+        os.utime(pdf_path, ns=(html_stat.st_atime_ns, html_stat.st_mtime_ns))
+        return pdf_path
+    data = html_path.read_bytes()
+    write_bytes_atomic(pdf_path, html_to_pdf(data.decode("utf-8")))
+    write_text_atomic(_pdf_source(html_path), hashlib.sha256(data).hexdigest())
     return pdf_path
 
 
-def _target(out_dir: Path, name: str) -> Path:
+def _target(out_dir: str | Path | StoragePath, name: str) -> StoragePath:
     if Path(name).name != name:
         raise ValueError(f"filename must not contain a directory: {name!r}")
-    out_dir = Path(out_dir)
+    out_dir = storage_path(out_dir)
+    if not is_local(out_dir):
+        return out_dir / name
     out_dir.mkdir(parents=True, exist_ok=True)
     return (out_dir / name).resolve()
 
@@ -596,14 +325,14 @@ def _target(out_dir: Path, name: str) -> Path:
 def write_invoice_document(
     engine: Engine,
     number: str,
-    out_dir: Path,
+    out_dir: Path | StoragePath,
     *,
     filename: str | None = None,
     detail: InvoiceDetail | None = None,
     pdf: bool = True,
     issuer: Issuer | None = None,
     zone_names: Mapping[str, str] | None = None,
-) -> Path:
+) -> StoragePath:
     """Write ``<out_dir>/<number>.html`` (or ``filename``) and, with ``pdf``, the PDF beside
     it (same name, ``.pdf``); store the HTML's absolute path in ``invoices.document_path``;
     return the HTML path.
@@ -637,13 +366,13 @@ def write_invoice_document(
 def write_credit_note_document(
     engine: Engine,
     number: str,
-    out_dir: Path,
+    out_dir: Path | StoragePath,
     *,
     detail: CreditNoteDetail | None = None,
     pdf: bool = True,
     issuer: Issuer | None = None,
     zone_names: Mapping[str, str] | None = None,
-) -> Path:
+) -> StoragePath:
     """Write ``<out_dir>/<number>.html`` of a credit note (and its PDF with ``pdf``); return
     the HTML path. ``detail`` (e.g. :func:`credit_note_of_void`) renders a given state.
     Raises :class:`~flight_fees.lib.billing.invoicing.CreditNoteNotFound` for an unknown number."""
@@ -672,7 +401,7 @@ def _safe_number(number: str, not_found: type[LookupError]) -> str:
     return number
 
 
-def _frozen(path: Path, kind: str, number: str, state: str) -> bool:
+def _frozen(path: StoragePath, kind: str, number: str, state: str) -> bool:
     """Whether ``path`` is a document of ``kind number`` rendered in ``state``."""
     try:
         head = path.read_text(encoding="utf-8")[:2000]
@@ -682,7 +411,7 @@ def _frozen(path: Path, kind: str, number: str, state: str) -> bool:
 
 
 def _invoice_html(
-    path: Path,
+    path: StoragePath,
     detail: InvoiceDetail,
     *,
     keep_final: bool,
@@ -704,7 +433,7 @@ def _invoice_html(
     _write_html(path, html)
 
 
-def _deliver(html_path: Path, fmt: str) -> Path:
+def _deliver(html_path: StoragePath, fmt: str) -> StoragePath:
     if fmt == "html":
         return html_path
     if not _pdf_is_current(html_path):
@@ -717,9 +446,9 @@ def invoice_document(
     number: str,
     fmt: str = "html",
     *,
-    out_dir: Path | None = None,
+    out_dir: Path | StoragePath | None = None,
     map_base_url: str | None = None,
-) -> Path:
+) -> StoragePath:
     """The path of invoice ``number``'s document in format ``fmt`` (``html`` or ``pdf``):
     ``<out_dir>/<number>.<fmt>``, default ``out_dir`` ``Paths.invoices``.
 
@@ -739,8 +468,12 @@ def invoice_document(
 
 
 def credit_note_document(
-    engine: Engine, number: str, fmt: str = "html", *, out_dir: Path | None = None
-) -> Path:
+    engine: Engine,
+    number: str,
+    fmt: str = "html",
+    *,
+    out_dir: Path | StoragePath | None = None,
+) -> StoragePath:
     """The path of credit note ``number``'s document in format ``fmt`` (``html`` or
     ``pdf``): ``<out_dir>/<number>.<fmt>``, default ``Paths.invoices``; rendered when
     missing (a written credit-note document is final). Raises
@@ -762,8 +495,8 @@ class VoidDocuments:
     committed all the same); the paths are None then."""
 
     result: VoidResult
-    invoice_path: Path | None
-    credit_note_path: Path | None
+    invoice_path: StoragePath | None
+    credit_note_path: StoragePath | None
     document_error: str | None = None
 
 
@@ -773,7 +506,7 @@ def void_invoice(
     reason: str,
     *,
     voided_at: dt.datetime | None = None,
-    out_dir: Path | None = None,
+    out_dir: Path | StoragePath | None = None,
     pdf: bool = True,
 ) -> VoidDocuments:
     """Void invoice ``number`` (:func:`flight_fees.lib.billing.invoicing.void`) and write its final
@@ -794,10 +527,11 @@ def void_invoice(
     try:
         # a copy written elsewhere (``invoice show --html-out``) says VOID too; the
         # canonical document last, so that ``invoices.document_path`` names it
-        copies: list[tuple[Path, str | None]] = [(target, None)]
+        copies: list[tuple[StoragePath, str | None]] = [(target, None)]
         previous = result.detail.invoice.document_path
-        if previous and Path(previous).resolve() != _target(target, f"{number}.html"):
-            copies.insert(0, (Path(previous).parent, Path(previous).name))
+        if previous and str(storage_path(previous)) != str(_target(target, f"{number}.html")):
+            copy = storage_path(previous)
+            copies.insert(0, (copy.parent, copy.name))
         for directory, filename in copies:
             invoice_path = write_invoice_document(
                 engine,

@@ -26,12 +26,11 @@ from flight_fees.lib.charging.fees import formula_details_json
 from flight_fees.lib.charging.tariffs import load_tariffs, quote
 from flight_fees.lib.core.money import round_money
 from flight_fees.lib.db.models import Customer, Flight
+from flight_fees.lib.documents.invoice_figures import line_figures, no_charge_text
 from flight_fees.lib.documents.invoices import (
     credit_note_document,
     html_to_pdf,
     invoice_document,
-    line_figures,
-    no_charge_text,
     render_credit_note_html,
     render_invoice_html,
     void_invoice,
