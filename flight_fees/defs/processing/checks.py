@@ -1,7 +1,8 @@
 """Asset checks on the billing tables."""
 
+import datetime as dt
+
 import dagster as dg
-from sqlalchemy import func, select
 
 from flight_fees.defs.metadata import md_rows
 from flight_fees.defs.resources import BillingDatabase
@@ -34,43 +35,36 @@ def open_attribute_conflicts(billing: BillingDatabase) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset="fee_lines",
     blocking=True,
-    description="Every fee line is reproducible: "
-    "billing amount = local amount / rate(local) x rate(billing), FX rate and tariff "
-    "version recorded, amounts non-negative, no flight billed twice.",
+    description="Every fee line of the run's day (of the whole table outside a partitioned "
+    "run) is reproducible: billing amount = local amount x FX rate rounded half-up to the "
+    "billing currency's minor unit (rate 1 in its own currency), FX rate and tariff version "
+    "recorded, amounts non-negative, no flight billed twice.",
 )
-def fee_lines_integrity(billing: BillingDatabase) -> dg.AssetCheckResult:
-    from flight_fees.lib.db.models import FeeLine
+def fee_lines_integrity(
+    context: dg.AssetCheckExecutionContext, billing: BillingDatabase
+) -> dg.AssetCheckResult:
+    from flight_fees.lib.billing.integrity import check_fee_lines
 
-    engine = billing.engine()
-    with engine.connect() as conn:
-        missing = conn.execute(
-            select(func.count())
-            .select_from(FeeLine)
-            .where(
-                (FeeLine.tariff_version == "") | FeeLine.fx_rate.is_(None) | (FeeLine.fx_rate <= 0)
-            )
-        ).scalar_one()
-        negative = conn.execute(
-            select(func.count())
-            .select_from(FeeLine)
-            .where((FeeLine.billing_amount < 0) | (FeeLine.local_amount < 0))
-        ).scalar_one()
-        duplicates = conn.execute(
-            select(func.count()).select_from(
-                select(FeeLine.flight_id, FeeLine.line_no)
-                .group_by(FeeLine.flight_id, FeeLine.line_no)
-                .having(func.count() > 1)
-                .subquery()
-            )
-        ).scalar_one()
-        total = conn.execute(select(func.count()).select_from(FeeLine)).scalar_one()
-    passed = missing == 0 and negative == 0 and duplicates == 0
+    day = dt.date.fromisoformat(context.partition_key) if context.has_partition_key else None
+    report = check_fee_lines(billing.engine(), flight_date=day)
+    mismatches = [
+        (m.flight_id, m.line_no, f"{m.local_amount} {m.local_currency}", m.fx_rate,
+         f"{m.stored} {m.billing_currency}", f"{m.expected} {m.billing_currency}")
+        for m in report.mismatches
+    ]  # fmt: skip
     return dg.AssetCheckResult(
-        passed=passed,
+        passed=report.passed,
         metadata={
-            "lines": total,
-            "missing_tariff_or_fx": missing,
-            "negative_amounts": negative,
-            "duplicate_lines": duplicates,
+            "scope": day.isoformat() if day else "all fee lines",
+            "lines": report.lines,
+            "missing_tariff_or_fx": report.missing_tariff_or_fx,
+            "negative_amounts": report.negative_amounts,
+            "duplicate_lines": report.duplicate_lines,
+            "wrong_billing_amounts": report.wrong_billing_amounts,
+            "amount_mismatches": dg.MetadataValue.md(
+                md_rows(
+                    ["flight_id", "line_no", "local", "fx_rate", "stored", "expected"], mismatches
+                )
+            ),
         },
     )
