@@ -48,7 +48,7 @@ def check_track_source() -> Check:
         return Check(
             f"track source ({kind})", False, str(exc), f"{kind} track source misconfigured"
         )
-    return Check(f"track source ({kind})", True, getattr(source, "description", source.name))
+    return Check(f"track source ({kind})", True, source.description)
 
 
 def run_checks() -> list[Check]:

@@ -74,8 +74,7 @@ def process_command(
             from flight_fees.lib.tracks import make_track_source
 
             source = make_track_source()
-            located = source.flight_days(missing) if hasattr(source, "flight_days") else {}
-            days.update(located)
+            days.update(source.flight_days(missing))
         for fid in ids:
             if fid not in days:
                 err_console.print(f"[red]flight {fid}[/red]: no track found to date it; use --day")

@@ -140,9 +140,7 @@ def tracks_command(
     except TrackSourceError as exc:
         fail(f"{track_source.name}: {exc}")
     finally:
-        close = getattr(track_source, "close", None)
-        if callable(close):
-            close()
+        track_source.close()
     cleaning = clean_tracks(result.tracks)
     elapsed = time.perf_counter() - t0
 

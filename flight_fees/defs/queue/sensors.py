@@ -114,8 +114,7 @@ def flight_queue_sensor(
         return dg.SkipReason(f"[INGESTION] no claimable flight in the queue ({waiting})")
     _test_pause_after_claim()
 
-    locate = getattr(source, "flight_days", None)
-    requests, unplaced = group_by_day(claimed, locate)
+    requests, unplaced = group_by_day(claimed, source.flight_days)
     for flight_id, reason in unplaced.items():
         queue.fail(flight_id, "not_found", reason)
 

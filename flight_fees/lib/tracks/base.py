@@ -171,6 +171,19 @@ class TrackSource(Protocol):
         """Raise :class:`TrackSourceError` when the source cannot serve queries."""
         ...
 
+    def flight_days(self, flight_ids: Sequence[int]) -> dict[int, dt.date]:
+        """The UTC departure day (day of the first position) of each flight found."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """One line naming the source and where it reads (for ``flight-fees doctor``)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (no-op unless the source holds any)."""
+        ...
+
 
 class BaseTrackSource(ABC):
     """Shared behaviour of the built-in sources; a context manager that closes the source."""
