@@ -767,7 +767,7 @@ def test_deep_yaml_is_refused_cleanly(tmp_path: Path) -> None:
 
 def test_quote_turns_decimal_errors_into_a_category() -> None:
     """A tariff built in code (no loader probe) never raises decimal.InvalidOperation."""
-    from flight_fees.lib.charging.tariffs import DistanceWeightFormula, TariffVersion, Zone
+    from flight_fees.lib.charging.tariffs import DistanceWeightFormula, TariffVersion, ZoneTariff
     from flight_fees.lib.charging.tariffs.errors import ImplausibleCharge
 
     version = TariffVersion(
@@ -777,7 +777,7 @@ def test_quote_turns_decimal_errors_into_a_category() -> None:
         currency="EUR",
         formula=DistanceWeightFormula(unit_rate=Decimal("1e400")),
     )
-    tariffs = Tariffs({"XX": Zone("XX", (version,))}, ("code",))
+    tariffs = Tariffs({"XX": ZoneTariff("XX", (version,))}, ("code",))
     with pytest.raises(ImplausibleCharge, match="cannot be computed") as info:
         quote(tariffs, "XX", "2024-02-01", distance_km=500, mtow_kg=70_000)
     assert info.value.category == "implausible_charge"

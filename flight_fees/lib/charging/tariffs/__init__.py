@@ -40,7 +40,7 @@ from flight_fees.lib.charging.tariffs.model import (
     Tariffs,
     TariffVersion,
     WeightDivisorBand,
-    Zone,
+    ZoneTariff,
 )
 from flight_fees.lib.charging.tariffs.unit_rates import load_unit_rates_csv
 
@@ -69,7 +69,7 @@ __all__ = [
     "TariffVersion",
     "Tariffs",
     "WeightDivisorBand",
-    "Zone",
+    "ZoneTariff",
     "load_tariffs",
     "load_unit_rates_csv",
     "parse_flags",

@@ -62,7 +62,7 @@ from flight_fees.lib.charging.tariffs.model import (
     Tariffs,
     TariffVersion,
     WeightDivisorBand,
-    Zone,
+    ZoneTariff,
 )
 from flight_fees.lib.core.money import InvalidAmount, InvalidCurrency, Rounding, normalize_currency
 from flight_fees.lib.core.money import to_decimal as _to_decimal
@@ -152,7 +152,7 @@ def parse_tariffs(data: object, *, source: str = "<tariffs>") -> Tariffs:
     zones_data = _mapping(top.get("zones"), where, "zones")
     if not zones_data:
         raise where.error("zones", "must define at least one zone")
-    zones: dict[str, Zone] = {}
+    zones: dict[str, ZoneTariff] = {}
     for raw_id, zone_data in zones_data.items():
         zone = _parse_zone(raw_id, zone_data, source)
         probe_zone(zone, source)
@@ -202,7 +202,7 @@ def _probe_inputs(version: TariffVersion) -> list[dict[str, object]]:
     ]
 
 
-def probe_zone(zone: Zone, source: str) -> None:
+def probe_zone(zone: ZoneTariff, source: str) -> None:
     """Quote every version of ``zone`` at the extremes of valid inputs (no distance to
     40,075 km, MTOW 1 kg to 1,000 t, every weight band edge, the largest multiplier):
     :class:`TariffValidationError` naming the version when one of them cannot be computed
@@ -367,7 +367,7 @@ def _subset(value: object, choices: Sequence[str], where: _Where, field: str) ->
 # --- zones and versions ------------------------------------------------------------------------
 
 
-def _parse_zone(raw_id: object, data: object, source: str) -> Zone:
+def _parse_zone(raw_id: object, data: object, source: str) -> ZoneTariff:
     if not isinstance(raw_id, str) or not _ZONE_ID_RE.match(raw_id):
         raise _Where(source).error(
             "zones",
@@ -391,7 +391,7 @@ def _parse_zone(raw_id: object, data: object, source: str) -> Zone:
         parsed.append(_parse_version(index, version_data, defaults, source, raw_id))
 
     versions = _resolve_validity(parsed, where)
-    return Zone(
+    return ZoneTariff(
         zone_id=raw_id,
         versions=versions,
         fx_policy=fx_policy,

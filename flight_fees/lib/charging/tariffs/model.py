@@ -60,7 +60,7 @@ __all__ = [
     "TariffVersion",
     "Tariffs",
     "WeightDivisorBand",
-    "Zone",
+    "ZoneTariff",
 ]
 
 #: Flight categories, the keys of the category multipliers.
@@ -553,8 +553,10 @@ class TariffVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class Zone:
-    """A charging zone and its tariff versions (sorted, non-overlapping)."""
+class ZoneTariff:
+    """The tariff of one charging zone (not the zone's airspace: that is
+    :class:`~flight_fees.lib.airspace.zones.ChargingZones`): its effective-dated versions
+    (sorted, non-overlapping), FX policy and display name."""
 
     zone_id: str
     versions: tuple[TariffVersion, ...]
@@ -600,9 +602,10 @@ class Zone:
 
 @dataclass(frozen=True, slots=True)
 class Tariffs:
-    """A set of charging zones (ids upper-case) and the files it was read from."""
+    """The tariffs of the charging zones (:class:`ZoneTariff` by upper-case zone id) and the
+    files they were read from."""
 
-    zones: Mapping[str, Zone]
+    zones: Mapping[str, ZoneTariff]
     sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -618,7 +621,7 @@ class Tariffs:
     def zone_ids(self) -> tuple[str, ...]:
         return tuple(sorted(self.zones))
 
-    def zone(self, zone_id: str) -> Zone:
+    def zone(self, zone_id: str) -> ZoneTariff:
         """The zone ``zone_id`` (case-insensitive); :class:`TariffNotFound` if unknown."""
         key = zone_id.strip().upper() if isinstance(zone_id, str) else zone_id
         try:
@@ -626,12 +629,12 @@ class Tariffs:
         except KeyError:
             raise TariffNotFound(f"unknown charging zone {zone_id!r}: no tariff") from None
 
-    def version_on(self, zone_id: str, day: date) -> tuple[Zone, TariffVersion]:
+    def version_on(self, zone_id: str, day: date) -> tuple[ZoneTariff, TariffVersion]:
         """The zone and its version effective on UTC day ``day``."""
         zone = self.zone(zone_id)
         return zone, zone.version_on(day)
 
-    def with_zone(self, zone: Zone, *, source: str | None = None) -> Tariffs:
+    def with_zone(self, zone: ZoneTariff, *, source: str | None = None) -> Tariffs:
         """A copy with ``zone`` added or replaced."""
         zones = dict(self.zones)
         zones[zone.zone_id] = zone

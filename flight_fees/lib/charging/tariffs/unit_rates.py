@@ -28,7 +28,7 @@ from flight_fees.lib.charging.tariffs.model import (
     DistanceWeightFormula,
     Tariffs,
     TariffVersion,
-    Zone,
+    ZoneTariff,
 )
 from flight_fees.lib.core.money import (
     InvalidAmount,
@@ -112,7 +112,7 @@ def load_unit_rates_csv(path: str | Path, tariffs: Tariffs) -> Tariffs:
             raise TariffValidationError(f"{where}: duplicate of line {first}")
         rows[(zone_id, start)] = (number, rate, currency)
 
-    zones: dict[str, Zone] = {}
+    zones: dict[str, ZoneTariff] = {}
     for (zone_id, start), (number, rate, currency) in sorted(rows.items()):
         where = f"{source}: line {number}: zone {zone_id} month {start:%Y-%m}"
         try:
@@ -147,7 +147,7 @@ def load_unit_rates_csv(path: str | Path, tariffs: Tariffs) -> Tariffs:
     return result
 
 
-def _template(zone: Zone, start: date) -> TariffVersion:
+def _template(zone: ZoneTariff, start: date) -> TariffVersion:
     """The version whose parameters a new monthly version of ``zone`` inherits."""
     earlier = [v for v in zone.versions if v.valid_from <= start]
     for version in reversed(earlier):
@@ -156,7 +156,7 @@ def _template(zone: Zone, start: date) -> TariffVersion:
     return earlier[-1] if earlier else zone.versions[0]
 
 
-def _insert(zone: Zone, new: TariffVersion) -> Zone:
+def _insert(zone: ZoneTariff, new: TariffVersion) -> ZoneTariff:
     """``zone`` with ``new`` added and the versions it overlaps cut around it."""
     start, end = new.valid_from, new.valid_to
     assert end is not None
