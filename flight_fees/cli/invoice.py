@@ -366,43 +366,26 @@ def consolidate_command(
 ) -> None:
     """Create the consolidated invoices of the periods ending on --date (idempotent)."""
     from rich.markup import escape
-    from sqlalchemy import select
 
-    from flight_fees.lib.billing.invoicing import consolidate
+    from flight_fees.lib.charging.reference import tariffs_in_force
     from flight_fees.lib.core.settings import paths
-    from flight_fees.lib.db.models import Customer
-    from flight_fees.lib.documents.invoices import default_zone_names, write_invoice_document
-    from flight_fees.lib.documents.issuer import load_issuer
+    from flight_fees.lib.usecases.invoicing import UnknownCustomers, issue_invoices
 
     as_of = _parse_day(day, "--date")
     console = _console()
     with _clean_errors():
-        # an invalid issuer file stops the run before any invoice is created
-        issuer, names = (load_issuer(), default_zone_names()) if documents else (None, None)
-        engine = open_engine(migrated=True)
-        customer_ids = None
-        if customers:
-            with engine.connect() as conn:
-                found = dict(
-                    conn.execute(
-                        select(Customer.code, Customer.id).where(Customer.code.in_(customers))
-                    ).all()
-                )
-            unknown = sorted(set(customers) - set(found))
-            if unknown:
-                fail(f"unknown customer code(s): {', '.join(unknown)}", EXIT_ERROR)
-            customer_ids = list(found.values())
-        result = consolidate(engine, as_of, customer_ids=customer_ids, force=force)
-        docs = (
-            {
-                inv.number: write_invoice_document(
-                    engine, inv.number, paths().invoices, issuer=issuer, zone_names=names
-                )
-                for inv in result.created
-            }
-            if documents
-            else {}
-        )
+        try:
+            issued = issue_invoices(
+                open_engine(migrated=True),
+                as_of,
+                tariffs_in_force(),
+                force=force,
+                customer_codes=customers or None,
+                documents_dir=paths().invoices if documents else None,
+            )
+        except UnknownCustomers as exc:
+            fail(str(exc), EXIT_ERROR)
+    result, docs = issued.result, issued.documents
 
     console.print(
         f"consolidation for {as_of}{' (forced)' if force else ''}: "

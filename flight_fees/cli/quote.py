@@ -18,7 +18,8 @@ import typer
 from rich.table import Table
 
 from flight_fees.cli.common import SafeConsole, fail
-from flight_fees.lib.charging.tariffs import Quote, load_tariffs, load_unit_rates_csv, quote
+from flight_fees.lib.charging.reference import tariffs_in_force
+from flight_fees.lib.charging.tariffs import Quote, quote
 from flight_fees.lib.core.money import CategorizedError, InvalidAmount, format_money, to_decimal
 
 __all__ = ["AirspaceClassOption", "CategoryOption", "quote_command"]
@@ -143,9 +144,8 @@ def quote_command(
     distance = _parse_number(distance_km, "--distance-km")
     mtow = _parse_number(mtow_kg, "--mtow-kg")
     try:
-        tariff_set = load_tariffs(tariffs)
-        if unit_rates is not None:
-            tariff_set = load_unit_rates_csv(unit_rates, tariff_set)
+        # the rates the pipeline bills with: imported unit rates apply unless --unit-rates
+        tariff_set = tariffs_in_force(tariffs, unit_rates)
         result = quote(
             tariff_set,
             zone,

@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
-from flight_fees.lib.core.settings import DATA_DIR, Paths, database_url, home_dir, storage_url
+from flight_fees.lib.core.settings import Paths, database_url, home_dir, storage_url
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.ops.queue import FlightQueue
 from flight_fees.lib.ops.workstore import WorkStore
@@ -159,22 +159,16 @@ class ReferenceData(dg.ConfigurableResource):
         )
 
     def tariffs(self) -> Any:
-        from flight_fees.lib.charging import tariffs as t
+        from flight_fees.lib.charging.reference import tariffs_in_force
 
-        def load() -> Any:
-            loaded = t.load_tariffs(self.tariffs_path)
-            unit_rates = self.unit_rates_csv or _imported("unit_rates.csv")
-            if unit_rates:
-                loaded = t.load_unit_rates_csv(unit_rates, loaded)
-            return loaded
-
-        return self._cached("tariffs", load)
+        return self._cached(
+            "tariffs", lambda: tariffs_in_force(self.tariffs_path, self.unit_rates_csv)
+        )
 
     def fx_rates(self) -> Any:
-        from flight_fees.lib.charging.fx import load_fx_rates
+        from flight_fees.lib.charging.reference import fx_rates_in_force
 
-        path = self.fx_rates_path or _imported("fx_rates.csv") or DATA_DIR / "fx_rates_sample.csv"
-        return self._cached("fx", lambda: load_fx_rates(path))
+        return self._cached("fx", lambda: fx_rates_in_force(self.fx_rates_path))
 
     def aircraft_types(self) -> Any:
         from flight_fees.lib.charging.aircraft_types import load_aircraft_types
@@ -185,12 +179,6 @@ class ReferenceData(dg.ConfigurableResource):
         from flight_fees.lib.ops.demo import read_airports
 
         return self._cached("airports", read_airports)
-
-
-def _imported(name: str) -> str | None:
-    """A rates file that `flight-fees rates import` keeps under ``<home>/reference``."""
-    path = Path(home_dir()) / "reference" / name
-    return str(path) if path.exists() else None
 
 
 class Workspace(dg.ConfigurableResource):

@@ -15,22 +15,11 @@ class ConsolidationConfig(dg.Config):
     invoice day (catch-up after an outage, or the demo)."""
 
 
-def monthly_thresholds(tariffs, day: dt.date) -> dict:  # type: ignore[no-untyped-def]
-    """Zones whose tariff sets a minimum monthly invoice amount (e.g. FAA: USD 400)."""
-    limits = {}
-    for zone in tariffs.zones.values():
-        for version in zone.versions:
-            if version.monthly_invoice_threshold is None or version.valid_from > day:
-                continue
-            if version.valid_to is None or version.valid_to > day:
-                limits[zone.zone_id] = version.monthly_invoice_threshold
-    return limits
+def consolidation_day(config: ConsolidationConfig) -> dt.date:
+    """``as_of``, else the UTC day that just ended."""
+    from flight_fees.lib.usecases.invoicing import default_consolidation_day
 
-
-def consolidation_day(config: ConsolidationConfig, today: dt.date | None = None) -> dt.date:
-    if config.as_of:
-        return dt.date.fromisoformat(config.as_of)
-    return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
+    return dt.date.fromisoformat(config.as_of) if config.as_of else default_consolidation_day()
 
 
 @dg.asset(
@@ -48,18 +37,18 @@ def invoices(
     reference: ReferenceData,
     workspace: Workspace,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.billing.invoicing import consolidate
-    from flight_fees.lib.documents.invoices import write_invoice_document
     from flight_fees.lib.documents.links import invoice_url
+    from flight_fees.lib.usecases.invoicing import issue_invoices
 
     day = consolidation_day(config)
-    engine = billing.engine()
-    thresholds = monthly_thresholds(reference.tariffs(), day)
-    result = consolidate(engine, day, force=config.force, thresholds=thresholds)
-    out_dir = workspace.paths().invoices
-    documents = {}
-    for number in result.invoice_numbers:
-        documents[number] = write_invoice_document(engine, number, out_dir)
+    issued = issue_invoices(
+        billing.engine(),
+        day,
+        reference.tariffs(),
+        force=config.force,
+        documents_dir=workspace.paths().invoices,
+    )
+    result, thresholds, out_dir = issued.result, issued.thresholds, workspace.paths().invoices
     totals = result.totals_by_currency()
     context.log.info(
         "[SCHEDULED] consolidation for %s: %d invoice(s) %s",

@@ -13,7 +13,9 @@ SCHEDULE_TIMEZONE = os.environ.get("FLIGHT_FEES_SCHEDULE_TIMEZONE", "UTC")
 
 def consolidation_run_config(scheduled: dt.datetime) -> dict:
     """The run at 01:00 on day D invoices the periods that ended on D - 1."""
-    as_of = scheduled.date() - dt.timedelta(days=1)
+    from flight_fees.lib.usecases.invoicing import default_consolidation_day
+
+    as_of = default_consolidation_day(scheduled)
     return {"ops": {"invoices": {"config": {"as_of": as_of.isoformat(), "force": False}}}}
 
 

@@ -23,7 +23,7 @@ from flight_fees.lib.airspace.crossings import NOISE_TOLERANCE_M, compute_crossi
 from flight_fees.lib.airspace.firs import load_firs
 from flight_fees_tests.lib.airspace.crossing_reference import compare, reference_visits
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "adsb" / "switzerland_sample.parquet"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "adsb" / "switzerland_sample.parquet"
 MIN_DURATION_S = 120.0
 TOLERANCE_S = 2.0
 

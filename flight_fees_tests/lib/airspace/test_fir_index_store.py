@@ -19,7 +19,7 @@ from flight_fees.lib.airspace import index_store as store
 from flight_fees.lib.airspace.crossings import FirIndex, build_fir_index, compute_crossings
 from flight_fees.lib.airspace.firs import FirDataWarning, load_firs
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EUROPE = REPO / "flight_fees" / "data" / "firs" / "eurocontrol_firs_2015.geojson"
 
 

@@ -26,7 +26,7 @@ from flight_fees.lib.airspace.firs import (
     validate_firs,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHARED_SOURCE = REPO.parent / "shared" / "data" / "eurocontrol_firs_2015.geojson"
 SHARED_WORLD_SOURCE = REPO.parent / "shared" / "data" / "eurocontrol_ead_world_firuir_2015.geojson"
 

@@ -20,7 +20,7 @@ from flight_fees.lib.charging.fx import (
     load_fx_rates,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "flight_fees" / "data" / "fx_rates_sample.csv"
 RATE_Q = Decimal(1).scaleb(-RATE_PLACES)
 

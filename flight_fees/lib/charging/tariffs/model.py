@@ -629,6 +629,20 @@ class Tariffs:
         except KeyError:
             raise TariffNotFound(f"unknown charging zone {zone_id!r}: no tariff") from None
 
+    def monthly_invoice_thresholds(self, day: date) -> dict[str, Decimal]:
+        """Zones whose tariff version in force on ``day`` sets a minimum monthly invoice
+        amount, in the zone's local currency (e.g. FAA: USD 400 — a customer's lines of the
+        zone in a month below it are held, not invoiced): ``{zone_id: amount}``."""
+        limits: dict[str, Decimal] = {}
+        for zone_id, zone in self.zones.items():
+            try:
+                threshold = zone.version_on(day).monthly_invoice_threshold
+            except TariffNotFound:  # no version in force that day: nothing to hold
+                continue
+            if threshold is not None:
+                limits[zone_id] = threshold
+        return limits
+
     def version_on(self, zone_id: str, day: date) -> tuple[ZoneTariff, TariffVersion]:
         """The zone and its version effective on UTC day ``day``."""
         zone = self.zone(zone_id)
