@@ -478,7 +478,7 @@ def test_ids_file_reports_the_non_utf8_line_and_goes_on(
     from typer.testing import CliRunner
 
     from flight_fees.cli.main import app
-    from flight_fees.lib.ops.intake_files import parse_flight_ids
+    from flight_fees.lib.ops.intake import parse_flight_ids
 
     ids = tmp_path / "ids.txt"
     ids.write_bytes(b"flight_id\n101\n102\xff\n103\n\xe9104\n105\n")

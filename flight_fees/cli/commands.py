@@ -88,7 +88,7 @@ def enqueue(
     Invalid ids are reported line by line and the valid ones are queued, one transaction per
     chunk of 5,000. Exit status 1 if any id was invalid.
     """
-    from flight_fees.lib.ops.intake_files import parse_flight_ids
+    from flight_fees.lib.ops.intake import parse_flight_ids
 
     try:
         validate_priority(priority)

@@ -79,7 +79,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "Quote the route charge of one visit of a charging zone.",
     ),
     "serve-intake": LazyCommand(
-        "flight_fees.cli.intake",
+        "flight_fees.cli.serve_intake",
         "serve_intake_command",
         "Serve POST /flights (HMAC-signed flight ids -> queue) and GET /health.",
     ),

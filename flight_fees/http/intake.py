@@ -5,7 +5,10 @@
     {"flight_ids": [123, "456"], "priority": "high", "flight_date": "2024-05-01"}
 
 (``priority`` and ``flight_date`` optional) or a bare JSON list of flight ids (JSON integers or
-strings of ASCII digits).
+strings of ASCII digits). What a valid request is lives in :mod:`flight_fees.lib.ops.intake`
+(:func:`~flight_fees.lib.ops.intake.parse_enqueue_request`); this module is the HTTP entry
+point: signature, limits, status codes (``flight-fees serve-intake``,
+:mod:`flight_fees.cli.serve_intake`, runs it).
 
 **Signature** (scheme ``ff-hmac-v2``, see :func:`sign`). The request carries four headers:
 
@@ -76,8 +79,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from flight_fees.lib.db.models import PRIORITIES
-from flight_fees.lib.ops.queue import FlightQueue, QueueError, parse_flight_id
+from flight_fees.lib.ops.intake import InvalidRequest, TooManyIds, parse_enqueue_request
+from flight_fees.lib.ops.queue import FlightQueue
 
 __all__ = [
     "CONTENT_SHA256_HEADER",
@@ -112,14 +115,10 @@ MIN_SECRET_BITS = 64
 _MIN_DISTINCT_CHARACTERS = 8
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_IDS = 500_000
-#: invalid ids reported by name in a 400 answer (the total count is always given)
-_MAX_REPORTED_ERRORS = 10
 _PREFIX = "sha256="
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-_KEYS = frozenset({"flight_ids", "priority", "flight_date"})
 
 
 @dataclass(frozen=True)
@@ -335,71 +334,16 @@ async def _read_body(request: Request, signed: _Signed, timeout_s: float) -> byt
 
 
 def _parse_request(body: bytes, max_ids: int) -> tuple[list[int], str, dt.date | None]:
-    """Validate the whole request: ``(flight ids, priority, flight date)`` or :class:`_Reject`."""
+    """Validate the whole request (:func:`flight_fees.lib.ops.intake.parse_enqueue_request`):
+    ``(flight ids, priority, flight date)`` or :class:`_Reject` (413: too many ids, else 400)."""
     try:
-        payload = json.loads(body)
-    except UnicodeDecodeError:
-        raise _Reject(400, "invalid JSON: the body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise _Reject(
-            400, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise _Reject(400, "invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        raise _Reject(400, f"invalid JSON: {str(exc)[:200]}") from None
-
-    priority: Any = "normal"
-    flight_date: dt.date | None = None
-    if isinstance(payload, list):
-        raw_ids: Any = payload
-    elif isinstance(payload, dict):
-        unknown = sorted(set(payload) - _KEYS)
-        if unknown:
-            shown = ", ".join(repr(k)[:40] for k in unknown[:10])
-            raise _Reject(400, f"unknown field(s): {shown}; expected {', '.join(sorted(_KEYS))}")
-        if "flight_ids" not in payload:
-            raise _Reject(400, "missing field: flight_ids")
-        raw_ids = payload["flight_ids"]
-        priority = payload.get("priority", "normal")
-        raw_date = payload.get("flight_date")
-        if raw_date is not None:
-            if not isinstance(raw_date, str) or not _DATE.match(raw_date) or not raw_date.isascii():
-                raise _Reject(
-                    400, f"flight_date must be a 'YYYY-MM-DD' string, got {repr(raw_date)[:40]}"
-                )
-            try:
-                flight_date = dt.date.fromisoformat(raw_date)
-            except ValueError:
-                raise _Reject(400, f"flight_date is not a valid date: {raw_date!r}") from None
-    else:
-        raise _Reject(400, "the body must be a JSON object with flight_ids, or a JSON list of ids")
-
-    if not isinstance(priority, str) or priority not in PRIORITIES:
-        raise _Reject(
-            400, f"priority must be one of {', '.join(PRIORITIES)}, got {repr(priority)[:40]}"
-        )
-    if not isinstance(raw_ids, list):
-        raise _Reject(400, "flight_ids must be a JSON list")
-    if len(raw_ids) > max_ids:
-        raise _Reject(413, f"too many flight ids ({len(raw_ids)} > {max_ids})")
-
-    ids: list[int] = []
-    errors: list[str] = []
-    invalid = 0
-    for index, raw in enumerate(raw_ids):
-        try:
-            # JSON integers or ASCII digit strings; never booleans or floats (1.0, 1e3)
-            if isinstance(raw, bool) or not isinstance(raw, int | str):
-                raise QueueError(f"not a flight id (positive integer expected): {repr(raw)[:40]}")
-            ids.append(parse_flight_id(raw))
-        except QueueError as exc:
-            invalid += 1
-            if len(errors) < _MAX_REPORTED_ERRORS:
-                errors.append(f"flight_ids[{index}]: {exc}")
-    if invalid:
-        raise _Reject(400, f"{invalid} invalid flight id(s); nothing was enqueued", invalid=errors)
-    return ids, priority, flight_date
+        request = parse_enqueue_request(body, max_ids)
+    except TooManyIds as exc:
+        raise _Reject(413, exc.message) from None
+    except InvalidRequest as exc:
+        extra = {"invalid": exc.invalid} if exc.invalid is not None else {}
+        raise _Reject(400, exc.message, **extra) from None
+    return request.flight_ids, request.priority, request.flight_date
 
 
 def _log_line(request: Request, status: int, started: float, **fields: Any) -> None:

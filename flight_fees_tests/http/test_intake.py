@@ -13,7 +13,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from flight_fees.cli import intake as intake_cli
+from flight_fees.cli import serve_intake as intake_cli
 from flight_fees.http.intake import (
     CONTENT_SHA256_HEADER,
     NONCE_HEADER,
