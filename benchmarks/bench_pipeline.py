@@ -316,7 +316,8 @@ def child_generate(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
-    from flight_fees.lib.ops.demo import generate_demo, write_track_store
+    from flight_fees.lib.ops.demo import generate_demo
+    from flight_fees.lib.tracks.store import write_track_store
 
     out = Path(args.out)
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
@@ -625,6 +626,7 @@ def child_read(args: argparse.Namespace) -> dict[str, Any]:
 
 def child_library(args: argparse.Namespace) -> dict[str, Any]:
     """What the processing assets do, chunk by chunk, without Dagster."""
+    from flight_fees.lib.airspace.airports import read_airports
     from flight_fees.lib.airspace.firs import load_firs
     from flight_fees.lib.airspace.index_store import cached_fir_index
     from flight_fees.lib.airspace.zones import load_charging_zones
@@ -635,7 +637,6 @@ def child_library(args: argparse.Namespace) -> dict[str, Any]:
     from flight_fees.lib.charging.fx import load_fx_rates
     from flight_fees.lib.charging.tariffs import load_tariffs
     from flight_fees.lib.db import make_engine
-    from flight_fees.lib.ops.demo import read_airports
     from flight_fees.lib.ops.queue import FlightQueue
     from flight_fees.lib.processing import pipeline as pl
     from flight_fees.lib.tracks import make_track_source

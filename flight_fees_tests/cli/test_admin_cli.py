@@ -83,7 +83,8 @@ def test_mtow_declared_from_a_day_bills_each_flight_with_its_day(
     postgres_server_url, tmp_path, monkeypatch, dagster_home
 ):
     from flight_fees.lib.core.settings import paths
-    from flight_fees.lib.ops.demo import generate_demo, write_track_store
+    from flight_fees.lib.ops.demo import generate_demo
+    from flight_fees.lib.tracks.store import write_track_store
     from flight_fees_tests.pg import create_database, drop_database
 
     name = f"ff_accept_{tmp_path.name[-20:].lower()}"

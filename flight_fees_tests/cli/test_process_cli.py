@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 from flight_fees.cli.main import app
 from flight_fees.lib.core.settings import paths
 from flight_fees.lib.db import make_engine
-from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.ops.demo import generate_demo
 from flight_fees.lib.ops.registry import load_aircraft, load_customers
+from flight_fees.lib.tracks.store import write_track_store
 
 DAY = dt.date(2026, 10, 27)
 runner = CliRunner()

@@ -14,9 +14,10 @@ from flight_fees.lib.core.settings import paths
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Aircraft, FeeLine, Flight, FlightQueueItem
-from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.ops.demo import generate_demo
 from flight_fees.lib.ops.queue import FlightQueue, utcnow
 from flight_fees.lib.ops.registry import load_aircraft, load_customers
+from flight_fees.lib.tracks.store import write_track_store
 
 DAY = dt.date(2026, 10, 27)
 

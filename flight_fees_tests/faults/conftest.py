@@ -28,8 +28,9 @@ from sqlalchemy.engine import make_url
 
 from flight_fees.lib.db import make_engine, upgrade
 from flight_fees.lib.db.models import FeeLine
-from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.ops.demo import generate_demo
 from flight_fees.lib.ops.registry import load_aircraft, load_customers
+from flight_fees.lib.tracks.store import write_track_store
 from flight_fees_tests.faults.stack import ROOT, Stack
 from flight_fees_tests.pg import create_database, drop_database
 

@@ -26,50 +26,29 @@ arguments always produce identical frames.
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pyproj import Geod
 
-from flight_fees.lib.core.settings import DATA_DIR
-from flight_fees.lib.tracks.base import ATTRIBUTE_COLUMNS as TRACK_STRING_COLUMNS
+from flight_fees.lib.airspace.airports import AIRPORTS_CSV, read_airports
+from flight_fees.lib.tracks.store import write_track_store
 
 __all__ = [
-    "AIRPORTS_CSV",
     "HOSTILE_CALLSIGN",
     "DemoData",
-    "TRACK_SCHEMA",
-    "TRACK_STRING_COLUMNS",
     "default_start_day",
     "generate_demo",
+    # moved to flight_fees.lib.airspace.airports / flight_fees.lib.tracks.store, re-exported
+    # for the callers not yet updated
     "read_airports",
     "write_track_store",
 ]
-
-#: shipped airport reference points
-AIRPORTS_CSV = DATA_DIR / "airports.csv"
-
-#: Arrow schema of the files of the embedded track store (partition column ``day`` excluded)
-TRACK_SCHEMA = pa.schema(
-    [
-        pa.field("flight_id", pa.int64(), nullable=False),
-        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("lat", pa.float64(), nullable=False),
-        pa.field("lon", pa.float64(), nullable=False),
-        pa.field("alt_ft", pa.float64()),
-        *(pa.field(name, pa.string()) for name in TRACK_STRING_COLUMNS),
-    ]
-)
 
 _GEOD = Geod(ellps="WGS84")
 _KT_TO_KM_PER_S = 1.852 / 3600.0
@@ -81,42 +60,6 @@ _US_PER_S = 1_000_000
 _SPEED_ALT_KNOTS_FT = np.array([0.0, 3_000.0, 10_000.0, 26_000.0])
 #: spatial resolution of the per-flight distance grid the time profile is integrated on
 _GRID_KM = 0.25
-
-
-# --------------------------------------------------------------------------------------------
-# reference data
-# --------------------------------------------------------------------------------------------
-
-
-@cache
-def _airports_cached() -> pd.DataFrame:
-    frame = pd.read_csv(
-        AIRPORTS_CSV,
-        comment="#",
-        dtype={
-            "icao": "str",
-            "iata": "str",
-            "name": "str",
-            "city": "str",
-            "country": "str",
-            "lat": "float64",
-            "lon": "float64",
-            "elevation_ft": "int64",
-        },
-        keep_default_na=False,
-    )
-    if frame["icao"].duplicated().any():
-        raise ValueError(f"duplicate ICAO codes in {AIRPORTS_CSV}")
-    return frame
-
-
-def read_airports() -> pd.DataFrame:
-    """The shipped reference airports (``flight_fees/data/airports.csv``).
-
-    Columns: ``icao, iata, name, city, country`` (str; country is ISO 3166-1 alpha-2),
-    ``lat, lon`` (float64, WGS84 degrees), ``elevation_ft`` (int64). A fresh copy per call.
-    """
-    return _airports_cached().copy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,7 +476,7 @@ def generate_demo(
         raise ValueError("gap_fraction must be within [0, 1]")
     start_day = start_day or default_start_day()
     rng = np.random.default_rng(seed)
-    airports = _airports_cached()
+    airports = read_airports()
     known = set(airports["icao"])
     missing = {icao for b in _BASE_FLEET for icao in b.itinerary} - known
     if missing:  # pragma: no cover - static data consistency
@@ -655,82 +598,3 @@ def generate_demo(
     return DemoData(
         tracks=tracks, flights=flights, aircraft=aircraft, customers=customers, days=days
     )
-
-
-# --------------------------------------------------------------------------------------------
-# embedded track store
-# --------------------------------------------------------------------------------------------
-
-
-def _to_store_table(frame: pd.DataFrame) -> pa.Table:
-    """Conform a Tracks frame to :data:`TRACK_SCHEMA` (missing optional columns -> null)."""
-    n = len(frame)
-    ts = pd.to_datetime(frame["ts"], utc=True).dt.as_unit("us")
-    arrays: list[pa.Array] = [
-        pa.array(frame["flight_id"].to_numpy(dtype=np.int64)),
-        pa.Array.from_pandas(ts).cast(pa.timestamp("us", tz="UTC")),
-        pa.array(frame["lat"].to_numpy(dtype=np.float64)),
-        pa.array(frame["lon"].to_numpy(dtype=np.float64)),
-    ]
-    if "alt_ft" in frame:
-        alt = frame["alt_ft"].to_numpy(dtype=np.float64, na_value=np.nan)
-        arrays.append(pa.array(alt, from_pandas=True))  # NaN -> null
-    else:
-        arrays.append(pa.nulls(n, pa.float64()))
-    for name in TRACK_STRING_COLUMNS:
-        if name in frame:
-            arrays.append(pa.array(frame[name].astype("str"), type=pa.string(), from_pandas=True))
-        else:
-            arrays.append(pa.nulls(n, pa.string()))
-    return pa.Table.from_arrays(arrays, schema=TRACK_SCHEMA)
-
-
-def write_track_store(
-    tracks: pd.DataFrame, root: Path, *, rows_per_file: int = 2_000_000
-) -> list[Path]:
-    """Write a Tracks frame to the embedded Parquet store (``docs/ARCHITECTURE.md``).
-
-    Layout ``<root>/day=YYYY-MM-DD/part-<n>.parquet``; every flight lands entirely in the
-    partition of the UTC day of its first position; rows are sorted by ``flight_id, ts``.
-    Idempotent per day: a written day's directory ends up holding exactly the new files (new
-    files are written under hidden temporary names and renamed into place, then the day's
-    other ``*.parquet`` files are removed); days absent from ``tracks`` are left untouched.
-
-    Returns the written files, ordered by day then part.
-    """
-    required = {"flight_id", "ts", "lat", "lon"}
-    if missing := required - set(tracks.columns):
-        raise ValueError(f"tracks frame lacks columns {sorted(missing)}")
-    if rows_per_file < 1:
-        raise ValueError("rows_per_file must be >= 1")
-    root = Path(root)
-    if tracks.empty:
-        return []
-    table = _to_store_table(tracks)
-    table = table.sort_by([("flight_id", "ascending"), ("ts", "ascending")])
-    flight_id = table["flight_id"].to_numpy()
-    ts_us = table["ts"].cast(pa.int64()).to_numpy()
-    # first position of each flight (rows are sorted: first row of each flight run)
-    starts = np.flatnonzero(np.r_[True, flight_id[1:] != flight_id[:-1]])
-    run_len = np.diff(np.r_[starts, len(flight_id)])
-    row_day = np.repeat(ts_us[starts].astype("datetime64[us]").astype("datetime64[D]"), run_len)
-
-    written: list[Path] = []
-    for day in np.unique(row_day):
-        idx = np.flatnonzero(row_day == day)
-        part_dir = root / f"day={day}"
-        part_dir.mkdir(parents=True, exist_ok=True)
-        day_table = table.take(pa.array(idx))
-        new_files: list[Path] = []
-        for part, offset in enumerate(range(0, day_table.num_rows, rows_per_file)):
-            final = part_dir / f"part-{part}.parquet"
-            tmp = part_dir / f".{final.name}.{uuid.uuid4().hex}.tmp"
-            pq.write_table(day_table.slice(offset, rows_per_file), tmp, compression="zstd")
-            os.replace(tmp, final)
-            new_files.append(final)
-        keep = {p.name for p in new_files}
-        for stale in part_dir.glob("*.parquet"):
-            if stale.name not in keep:
-                stale.unlink()
-        written.extend(new_files)
-    return written

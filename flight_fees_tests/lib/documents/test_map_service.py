@@ -22,9 +22,9 @@ from flight_fees.lib.documents.map_service import (
     read_work_rows,
 )
 from flight_fees.lib.documents.maps import MapAssets
-from flight_fees.lib.ops.demo import write_track_store
 from flight_fees.lib.ops.workstore import WorkStore
 from flight_fees.lib.tracks import make_track_source
+from flight_fees.lib.tracks.store import write_track_store
 from flight_fees_tests.factories import make_customer, make_fee_line, make_flight
 from flight_fees_tests.lib.documents.test_maps import (
     FIR_BOUNDS,

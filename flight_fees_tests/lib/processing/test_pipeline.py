@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
+from flight_fees.lib.airspace.airports import read_airports
 from flight_fees.lib.airspace.firs import load_firs
 from flight_fees.lib.airspace.zones import load_charging_zones
 from flight_fees.lib.billing.invoicing import consolidate
@@ -21,7 +22,7 @@ from flight_fees.lib.charging.tariffs import load_tariffs
 from flight_fees.lib.core.settings import DATA_DIR
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.db.models import FeeLine, FlightConflict
-from flight_fees.lib.ops.demo import generate_demo, read_airports, write_track_store
+from flight_fees.lib.ops.demo import generate_demo
 from flight_fees.lib.ops.registry import load_aircraft, load_customers
 from flight_fees.lib.processing.pipeline import (
     bill_stage,
@@ -33,6 +34,7 @@ from flight_fees.lib.processing.pipeline import (
     write_bills,
 )
 from flight_fees.lib.tracks.parquet import ParquetTrackSource
+from flight_fees.lib.tracks.store import write_track_store
 
 DAY = dt.date(2026, 10, 27)
 

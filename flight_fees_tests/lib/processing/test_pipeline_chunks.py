@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 import flight_fees
-from flight_fees.lib.ops.demo import generate_demo, write_track_store
+from flight_fees.lib.ops.demo import generate_demo
 from flight_fees.lib.processing.pipeline import fetch_tracks_chunks, fetch_tracks_stage
 from flight_fees.lib.tracks import TrackSourceError
 from flight_fees.lib.tracks.parquet import ParquetTrackSource
+from flight_fees.lib.tracks.store import write_track_store
 
 DAY = dt.date(2026, 10, 27)
 
@@ -69,12 +70,12 @@ def test_a_source_outage_ends_the_stream_and_fails_every_flight_not_fetched(sour
 
 def _bill_day(engine, src, tmp_path, chunk):
     """Stream the day's flights through the three stages with ``chunk`` flights per chunk."""
+    from flight_fees.lib.airspace.airports import read_airports
     from flight_fees.lib.airspace.firs import load_firs
     from flight_fees.lib.airspace.zones import load_charging_zones
     from flight_fees.lib.charging import tariffs as tariff_lib
     from flight_fees.lib.charging.aircraft_types import load_aircraft_types
     from flight_fees.lib.charging.fx import load_fx_rates
-    from flight_fees.lib.ops.demo import read_airports
     from flight_fees.lib.ops.workstore import WorkStore
     from flight_fees.lib.processing.pipeline import stream_bills, stream_crossings, stream_tracks
 
