@@ -182,3 +182,33 @@ def test_no_claim_while_runs_wait_to_start(resources, engine, monkeypatch):
         with dg.build_sensor_context(instance=instance, resources=resources) as context:
             result = flight_queue_sensor(context)
         assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1
+
+
+def test_celery_executor_requests_the_celery_job(resources, engine, monkeypatch):
+    """FLIGHT_FEES_EXECUTOR=celery (scale-out): runs of process_flights_celery, whose waiting
+    runs hold claims back like those of process_flights; unset: the in-process job."""
+    import uuid
+
+    queue = FlightQueue(engine)
+    queue.enqueue([41], flight_date=DAY1)
+    monkeypatch.setenv("FLIGHT_FEES_EXECUTOR", "celery")
+    result = _tick(resources)
+    assert [r.job_name for r in result.run_requests] == ["process_flights_celery"]
+    monkeypatch.delenv("FLIGHT_FEES_EXECUTOR")
+    queue.enqueue([42], flight_date=DAY1)
+    result = _tick(resources)
+    assert [r.job_name for r in result.run_requests] == ["process_flights"]
+
+    queue.enqueue([43], flight_date=DAY1)
+    monkeypatch.setenv("FLIGHT_FEES_MAX_WAITING_RUNS", "1")
+    with dg.instance_for_test() as instance:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="process_flights_celery",
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus.QUEUED,
+            )
+        )
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            result = flight_queue_sensor(context)
+    assert isinstance(result, dg.SkipReason) and "waiting to start" in result.skip_message
