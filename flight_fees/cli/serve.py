@@ -53,7 +53,7 @@ def serve_command(
     import uvicorn
 
     from flight_fees.cli.common import open_engine
-    from flight_fees.lib.core.settings import home_dir
+    from flight_fees.lib.core.settings import home_dir, storage_url
     from flight_fees.lib.documents.map_service import MapService
     from flight_fees.lib.documents.maps import map_assets_from_env
 
@@ -65,10 +65,12 @@ def serve_command(
     maps = MapService.from_environment(engine, home=home_dir(), assets=assets)
     if warm:  # the FIR set and index load while the server already answers
         threading.Thread(target=maps.warm, name="warm-maps", daemon=True).start()
-    app = create_document_app(engine, maps, home=home_dir(), token=token)
+    app = create_document_app(engine, maps, home=home_dir(), token=token, storage_url=storage_url())
     public = os.environ.get(PUBLIC_URL_ENV) or f"http://{host}:{port}"
     err_console.print(
-        f"[bold]flight-fees serve[/bold] on http://{host}:{port} (home {home_dir()}); "
+        f"[bold]flight-fees serve[/bold] on http://{host}:{port} (home {home_dir()}"
+        + (f", storage {maps.storage}" if storage_url() else "")
+        + "); "
         f"links point at {public}" + ("; token required" if token else "")
     )
     try:

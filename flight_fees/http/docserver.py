@@ -16,8 +16,13 @@ invoice and credit-note documents, processing logs.
 ``GET /static/...``                             Leaflet, basemap, map script (package files)
 =============================================  ==============================================
 
+Documents, maps and processing logs come from the shared storage (``FLIGHT_FEES_STORAGE_URL``,
+e.g. ``s3://bucket/prefix``; default the home), so the server may run on another machine than
+the runs that wrote them.
+
 Safety: only GET/HEAD; every file served is resolved and must stay inside its root (the
-home's ``processing_logs`` or the package's ``static``), names are checked against a strict
+storage's ``processing_logs`` / ``invoices`` or the package's ``static``; on an object store,
+which has no links, the key must start with the root's), names are checked against a strict
 pattern first (no ``..``, no separators, no hidden files); pages carry a Content-Security-
 Policy (maps load scripts from ``/static`` only; documents and indexes run no script). With a
 token (``FLIGHT_FEES_SERVE_TOKEN``) every request but ``/health`` needs ``Authorization:
@@ -52,6 +57,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from flight_fees.lib.core.settings import Paths
+from flight_fees.lib.core.storage import StoragePath, confined, is_local, storage_path
 from flight_fees.lib.documents import links
 from flight_fees.lib.documents.maps import STATIC_DIR
 
@@ -97,18 +103,25 @@ class PathRefused(ValueError):
     """A requested name is unsafe or resolves outside its root."""
 
 
-def confined_path(root: Path, *parts: str) -> Path:
+def confined_path(root: StoragePath, *parts: str) -> StoragePath:
     """``root/part/...`` resolved, refused (:class:`PathRefused`) unless every part is a plain
     name (letters, digits, ``_.-``, not starting with a dot) and the result, symlinks
-    followed, stays inside ``root``."""
+    followed, stays inside ``root`` (a local folder or a folder of an object store:
+    :func:`flight_fees.lib.core.storage.confined`)."""
     for part in parts:
         if not _SAFE_PART.match(part) or part in (".", ".."):
             raise PathRefused(f"refused path component {part[:80]!r}")
-    base = Path(root).resolve()
-    target = base.joinpath(*parts).resolve()
-    if not target.is_relative_to(base) or target == base:
-        raise PathRefused("path outside its root")
-    return target
+    try:
+        return confined(root, *parts)
+    except ValueError as exc:
+        raise PathRefused(str(exc)) from exc
+
+
+def _same_file(served: StoragePath, given: StoragePath) -> bool:
+    """Whether ``given`` (a path a documents function returned) is the file ``served``."""
+    if is_local(given):
+        return is_local(served) and served == given.resolve()
+    return not is_local(served) and str(served) == str(given)
 
 
 def is_loopback(host: str) -> bool:
@@ -247,10 +260,12 @@ def create_document_app(
     *,
     home: Path,
     token: str | None = None,
+    storage_url: str | None = None,
 ) -> Starlette:
     """The document server over ``engine`` (billing database), ``maps`` (a
-    :class:`~flight_fees.lib.documents.map_service.MapService`) and the home ``home``."""
-    paths = Paths(Path(home))
+    :class:`~flight_fees.lib.documents.map_service.MapService`), the home ``home`` and the
+    shared storage ``storage_url`` (documents and processing logs; None: the home)."""
+    paths = Paths(Path(home), storage_url)
     tiles = " https: http:" if getattr(maps.assets, "tile_url", None) else ""
     map_csp = _MAP_CSP.format(tiles=tiles)
 
@@ -341,15 +356,15 @@ def create_document_app(
         except (NotImplementedError, ImportError, OSError) as exc:
             return _not_found(f"{fmt.upper()} of {label} {number} is not available: {exc}")
         if isinstance(content, str) and not content.lstrip().startswith("<"):
-            content = Path(content)
-        if isinstance(content, Path):
-            try:  # the documents module writes below the home: serve only from there
+            content = storage_path(content)
+        if not isinstance(content, str | bytes):
+            try:  # the documents module writes to the storage: serve only from there
                 target = confined_path(paths.invoices, content.name)
             except PathRefused as exc:
                 return _not_found(str(exc))
-            if target != content.resolve() or not target.is_file():
-                return _not_found(f"{label} {number}: document outside the home")
-            content = target.read_bytes()
+            if not _same_file(target, content) or not target.is_file():
+                return _not_found(f"{label} {number}: document outside the storage")
+            content = await run_in_threadpool(target.read_bytes)
         if fmt == "pdf":
             return Response(
                 content,
@@ -358,9 +373,14 @@ def create_document_app(
             )
         return _html(content if isinstance(content, str) else content.decode("utf-8"))
 
-    async def logs(request: Request) -> Response:
+    def newest_logs() -> list[StoragePath]:
         folder = paths.logs
-        files = sorted(folder.glob("*.json"), reverse=True)[:500] if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        return sorted(folder.glob("*.json"), key=lambda p: p.name, reverse=True)[:500]
+
+    async def logs(request: Request) -> Response:
+        files = await run_in_threadpool(newest_logs)
         items = "".join(
             f'<li><a href="/logs/{html.escape(p.name, quote=True)}">{html.escape(p.name)}</a></li>'
             for p in files
@@ -377,9 +397,13 @@ def create_document_app(
             target = confined_path(paths.logs, name)
         except PathRefused as exc:
             return _not_found(str(exc))
-        if target.suffix != ".json" or not target.is_file():
+        if target.suffix != ".json":
             return _not_found("no such processing log")
-        return Response(target.read_bytes(), media_type="application/json")
+        try:
+            data = await run_in_threadpool(target.read_bytes)
+        except (FileNotFoundError, IsADirectoryError):
+            return _not_found("no such processing log")
+        return Response(data, media_type="application/json")
 
     def document_route(kind: str) -> Route:
         async def endpoint(request: Request) -> Response:

@@ -49,6 +49,7 @@ def flight_maps(
     service = MapService(
         billing.engine(),
         home=workspace.paths().home,
+        storage=workspace.paths().storage,
         firs=reference.firs,
         fir_index=lambda _firs: reference.fir_index(),
         source=track_store.source,

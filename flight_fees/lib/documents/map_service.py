@@ -5,13 +5,16 @@ when the optional ``render_flight_maps`` job warms the cache, from stored data o
 
 - the flight and its fee lines (zones, amounts, invoice numbers) from the billing database;
 - its track: the cleaned track a processing run kept in the work store
-  (``<home>/work/tracks/day=D/<run>.parquet``, the newest run holding the flight), else the
+  (``<storage>/work/tracks/day=D/<run>.parquet``, the newest run holding the flight), else the
   track source (Parquet store or Pinot), cleaned with the pipeline's default settings;
 - its FIR crossings: the work store's ``crossings`` frame (what was billed), else recomputed
   from the track with the FIR index (the map then says so);
 - the FIR set, simplified once per process (:func:`flight_fees.lib.documents.maps.fir_shapes`).
 
-Cache: ``<home>/maps/cache/<day>/<flight_id>.<key>.html`` (per-country maps
+``<storage>`` is the shared storage (``FLIGHT_FEES_STORAGE_URL``, default the home): a map
+server on one machine reads the frames runs wrote on others, and its cache is shared.
+
+Cache: ``<storage>/maps/cache/<day>/<flight_id>.<key>.html`` (per-country maps
 ``<flight_id>.<key>.<country>.html``), ``key`` a digest of the renderer version, the page
 assets, the FIR file and the flight's billing state (batch, update time, lines): re-processing,
 invoicing or voiding a flight gives a new key, and the older files of that flight are removed
@@ -24,8 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from flight_fees.lib.core.storage import StoragePath, read_table, write_text_atomic
 from flight_fees.lib.documents import links
 from flight_fees.lib.documents.country_maps import (
     country_map_html,
@@ -245,8 +247,6 @@ def read_work_rows(store: WorkStore, stage: str, day: dt.date, flight_id: int) -
     """The rows of ``flight_id`` in the newest run frame of ``stage`` for ``day`` that holds the
     flight (a run's one file, or a chunk file of a streamed run); an empty frame when none
     does, e.g. after the work store was pruned."""
-    import pyarrow.parquet as pq
-
     folder = store.path(stage, day, "x").parent
     if not folder.is_dir():
         return pd.DataFrame()
@@ -258,7 +258,7 @@ def read_work_rows(store: WorkStore, stage: str, day: dt.date, flight_id: int) -
             continue
     for _, path in sorted(files, reverse=True):
         try:
-            table = pq.read_table(path, filters=[("flight_id", "=", int(flight_id))])
+            table = read_table(path, filters=[("flight_id", "=", int(flight_id))])
         except (OSError, ValueError):
             continue
         if table.num_rows:
@@ -451,7 +451,7 @@ def days_index_html(days: Sequence[tuple[dt.date, int]]) -> str:
 class MapResult:
     html: str
     cached: bool
-    path: Path | None
+    path: StoragePath | None
     seconds: float
 
 
@@ -465,24 +465,14 @@ class PrerenderResult:
     failures: dict[int, str] = field(default_factory=dict)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class MapService:
     """Flight maps from stored data, cached on disk (see the module docstring).
 
     Args:
         engine: the billing database.
-        home: the flight_fees home (work store and map cache below it).
+        home: the flight_fees home.
+        storage: the shared storage root (work store and map cache below it; a local folder
+            or an ``s3://`` UPath); default: ``home``.
         firs: returns the FIR frame (called once; its simplified shapes are kept).
         fir_index: returns the crossing engine's FIR index of the FIR frame it is given (for
             flights whose crossings are no longer in the work store); None: such maps show the
@@ -504,11 +494,13 @@ class MapService:
         assets: MapAssets | None = None,
         fir_file: Path | None = None,
         cache: bool = True,
+        storage: StoragePath | None = None,
     ) -> None:
         self.engine = engine
         self.home = Path(home)
-        self.work = WorkStore(self.home / "work")
-        self.cache_dir = self.home / "maps" / "cache"
+        self.storage = storage if storage is not None else self.home
+        self.work = WorkStore(self.storage / "work")
+        self.cache_dir = self.storage / "maps" / "cache"
         self.assets = assets or MapAssets(static_url="/static")
         self.cache = cache
         self._firs_loader = firs
@@ -564,15 +556,21 @@ class MapService:
 
     @classmethod
     def from_environment(
-        cls, engine: Engine, *, home: Path | None = None, assets: MapAssets | None = None
+        cls,
+        engine: Engine,
+        *,
+        home: Path | None = None,
+        assets: MapAssets | None = None,
+        storage: StoragePath | None = None,
     ) -> MapService:
-        """The service over the configured stores: the home (``FLIGHT_FEES_HOME``), the
-        shipped FIR set (``FLIGHT_FEES_FIR_SET``, FIR frame and index from the on-disk cache),
-        the track source (``PINOT_HTTP_BROKER_URL`` or the Parquet store)."""
+        """The service over the configured stores: the home (``FLIGHT_FEES_HOME``), the shared
+        storage (``FLIGHT_FEES_STORAGE_URL``, else the home), the shipped FIR set
+        (``FLIGHT_FEES_FIR_SET``, FIR frame and index from the on-disk cache), the track source
+        (``PINOT_HTTP_BROKER_URL`` or the Parquet store)."""
         import warnings
 
         from flight_fees.lib.airspace.firs import default_fir_set
-        from flight_fees.lib.core.settings import home_dir
+        from flight_fees.lib.core.settings import Paths, home_dir, storage_url
         from flight_fees.lib.tracks import make_track_source
 
         def firs() -> pd.DataFrame:
@@ -582,9 +580,11 @@ class MapService:
                 warnings.simplefilter("ignore")
                 return load_firs_cached()
 
+        home = home or home_dir()
         return cls(
             engine,
-            home=home or home_dir(),
+            home=home,
+            storage=storage if storage is not None else Paths(home, storage_url()).storage,
             firs=firs,
             fir_index=_cached_fir_index,
             source=make_track_source,
@@ -608,12 +608,14 @@ class MapService:
     def _key(self, info: FlightInfo) -> str:
         return hashlib.sha256(f"{self._base_key}|{info.state()}".encode()).hexdigest()[:16]
 
-    def _cache_path(self, day: dt.date, flight_id: int, key: str, country: str | None) -> Path:
+    def _cache_path(
+        self, day: dt.date, flight_id: int, key: str, country: str | None
+    ) -> StoragePath:
         suffix = f".{safe_country_name(country)}" if country is not None else ""
         return self.cache_dir / day.isoformat() / f"{int(flight_id)}.{key}{suffix}.html"
 
-    def _store(self, path: Path, text: str, flight_id: int, country: str | None) -> None:
-        _atomic_write(path, text)
+    def _store(self, path: StoragePath, text: str, flight_id: int, country: str | None) -> None:
+        write_text_atomic(path, text)
         suffix = f".{safe_country_name(country)}.html" if country is not None else ".html"
         for old in path.parent.glob(f"{int(flight_id)}.*{suffix}"):
             if old != path and old.name.count(".") == path.name.count("."):
