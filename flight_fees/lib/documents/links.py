@@ -27,6 +27,7 @@ __all__ = [
     "invoice_url",
     "processing_log_url",
     "public_url",
+    "report_url",
 ]
 
 PUBLIC_URL_ENV = "FLIGHT_FEES_PUBLIC_URL"
@@ -96,3 +97,9 @@ def credit_note_url(number: str, fmt: str = "html", *, base: str | None = None) 
 def processing_log_url(log: str | PurePath, *, base: str | None = None) -> str:
     """A processing log (the file name of ``log``, under ``<home>/processing_logs``)."""
     return document_url(f"/logs/{_segment(PurePath(log).name)}", base=base)
+
+
+def report_url(name: str | PurePath, *, base: str | None = None) -> str:
+    """An analysis report (bill verification, repricing): the file name of ``name``, under
+    ``<home>/reports``."""
+    return document_url(f"/reports/{_segment(PurePath(name).name)}", base=base)
