@@ -206,7 +206,7 @@ def test_celery_executor_requests_the_celery_job(resources, engine, monkeypatch)
             dg.DagsterRun(
                 job_name="process_flights_celery",
                 run_id=str(uuid.uuid4()),
-                status=dg.DagsterRunStatus.QUEUED,
+                status=dg.DagsterRunStatus.NOT_STARTED,
             )
         )
         with dg.build_sensor_context(instance=instance, resources=resources) as context:
