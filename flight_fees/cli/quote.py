@@ -92,7 +92,7 @@ def _table(result: Quote) -> Table:
     add("Service units", result.service_units)
     for name, amount in result.components:
         add(f"Component {name}", amount)
-    add("Multiplier", f"{result.multiplier} ({result.inputs.category})")
+    add("Multiplier", f"{result.multiplier} ({result.inputs.flight_category})")
     add("Exemption", result.exemption)
     if result.monthly_invoice_threshold is not None:
         add(
@@ -120,8 +120,9 @@ def quote_command(
         AirspaceClassOption,
         typer.Option("--class", help="Airspace class (distance_class tariffs)."),
     ] = AirspaceClassOption.enroute,
-    category: Annotated[
-        CategoryOption, typer.Option("--category", help="Flight category (multipliers).")
+    flight_category: Annotated[
+        CategoryOption,
+        typer.Option("--flight-category", "--category", help="Flight category (multipliers)."),
     ] = CategoryOption.overflight,
     fir_crossings: Annotated[
         int, typer.Option("--fir-crossings", min=0, help="FIR crossings of the visit.")
@@ -155,7 +156,7 @@ def quote_command(
             takeoffs=takeoffs,
             landings=landings,
             airspace_class=airspace_class.value,
-            category=category.value,
+            flight_category=flight_category.value,
             flags=frozenset(flags or ()),
             fir_crossings=fir_crossings,
         )

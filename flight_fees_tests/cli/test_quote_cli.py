@@ -178,3 +178,18 @@ def test_bad_number(app: typer.Typer, runner: CliRunner) -> None:
     )
     assert result.exit_code == 2
     assert "'far' is not a number" in " ".join(result.output.split())
+
+
+def test_flight_category_option_and_its_short_alias(app: typer.Typer, runner: CliRunner) -> None:
+    """``--flight-category`` sets the multiplier's category; ``--category`` is the same option."""
+    common = ["--zone", "VTBB", "--date", "2025-05-01", "--distance-km", "1000"]
+    common += ["--mtow-kg", "250000", "--json"]
+    amounts = {}
+    for option, value in [("--flight-category", "domestic"), ("--category", "domestic")]:
+        result = run(app, runner, *common, option, value)
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["inputs"]["category"] == "domestic"
+        amounts[option] = data["amount"]
+    overflight = json.loads(run(app, runner, *common).stdout)
+    assert amounts["--flight-category"] == amounts["--category"] != overflight["amount"]

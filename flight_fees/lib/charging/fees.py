@@ -23,9 +23,9 @@ Rules
   ``entry_time`` (``date_basis="zone_entry"``, the default: a midnight tariff switch applies
   per visit), or of the flight's ``flight_date`` (``date_basis="flight_date"``). A missing
   entry time falls back to ``flight_date``.
-- **Category**: the flight's ``category`` when given, else derived per visit from the
-  visit's ``departure_in_zone``/``arrival_in_zone``: both -> domestic, one -> international,
-  neither -> overflight (``member`` cannot be derived).
+- **Flight category** (column ``category``): the flight's ``category`` when given, else
+  derived per visit from the visit's ``departure_in_zone``/``arrival_in_zone``: both ->
+  domestic, one -> international, neither -> overflight (``member`` cannot be derived).
 - **Movements**: one take-off when ``departure_in_zone``, one landing when
   ``arrival_in_zone``.
 - **Airspace class** (``distance_class`` tariffs): the visit's ``airspace_class`` column
@@ -72,18 +72,18 @@ from flight_fees.lib.core.money import (
 from flight_fees.lib.core.values import is_missing
 
 __all__ = [
-    "FEE_LINE_COLUMNS",
+    "FEE_LINE_FRAME_COLUMNS",
     "FeeLineResult",
     "FlightDataError",
     "MissingFlightData",
     "VisitDataError",
     "compute_fee_lines",
-    "derive_category",
+    "derive_flight_category",
     "formula_details_json",
 ]
 
 #: Columns of :attr:`FeeLineResult.lines`, in order.
-FEE_LINE_COLUMNS: Final[tuple[str, ...]] = (
+FEE_LINE_FRAME_COLUMNS: Final[tuple[str, ...]] = (
     "flight_id",
     "line_no",
     "flight_date",
@@ -155,7 +155,7 @@ class FeeLineResult:
         return frame.astype({"flight_id": "int64"})
 
 
-def derive_category(departure_in_zone: bool, arrival_in_zone: bool) -> str:
+def derive_flight_category(departure_in_zone: bool, arrival_in_zone: bool) -> str:
     """Flight category of a visit from where the flight departs and arrives."""
     if departure_in_zone and arrival_in_zone:
         return "domestic"
@@ -253,11 +253,11 @@ def _line(
 
     departure = _flag(visit.get("departure_in_zone"))
     arrival = _flag(visit.get("arrival_in_zone"))
-    category_value = flight.get("category")
-    category = (
-        derive_category(departure, arrival)
-        if is_missing(category_value)
-        else str(category_value).strip().lower()
+    given = flight.get("category")
+    flight_category = (
+        derive_flight_category(departure, arrival)
+        if is_missing(given)
+        else str(given).strip().lower()
     )
 
     result = quote(
@@ -273,7 +273,7 @@ def _line(
             if is_missing(visit.get("airspace_class"))
             else str(visit["airspace_class"]).strip().lower()
         ),
-        category=category,
+        flight_category=flight_category,
         flags=parse_flags(flight.get("flags")),
         fir_crossings=_fir_crossings(visit),
     )
@@ -303,7 +303,7 @@ def _line(
         "distance_km": distance,
         "flown_km": flown,
         "mtow_kg": mtow,
-        "category": category,
+        "category": flight_category,
         "service_units": _stored(result.service_units),
         "unit_rate": _stored(result.unit_rate),
         "tariff_id": result.tariff_id,
@@ -322,7 +322,7 @@ def _line(
 
 
 def _empty_lines() -> pd.DataFrame:
-    frame = pd.DataFrame({column: pd.Series([], dtype=object) for column in FEE_LINE_COLUMNS})
+    frame = pd.DataFrame({column: pd.Series([], dtype=object) for column in FEE_LINE_FRAME_COLUMNS})
     return frame.astype(
         {
             "flight_id": "int64",
@@ -346,8 +346,9 @@ def compute_fee_lines(
     """Fee lines of ``visits`` (see the module doc for the rules).
 
     ``flights``: one row per flight with ``flight_id``, ``flight_date``, ``mtow_kg`` and
-    optionally ``category``, ``flags`` (set or ``"state,military"``), ``billing_currency``.
-    Returns the lines (:data:`FEE_LINE_COLUMNS`; money as Decimal, ``formula_details`` a
+    optionally ``category`` (the flight category), ``flags`` (set or ``"state,military"``),
+    ``billing_currency``.
+    Returns the lines (:data:`FEE_LINE_FRAME_COLUMNS`; money as Decimal, ``formula_details`` a
     JSON-ready dict, see :meth:`FeeLineResult.lines`) and the per-flight failures.
     :class:`ValueError` when a required column is missing or a flight id is duplicated.
     """
@@ -409,7 +410,7 @@ def compute_fee_lines(
 
     if not lines:
         return FeeLineResult(_empty_lines(), MappingProxyType(failures))
-    frame = pd.DataFrame(lines, columns=list(FEE_LINE_COLUMNS))
+    frame = pd.DataFrame(lines, columns=list(FEE_LINE_FRAME_COLUMNS))
     frame = frame.astype({"flight_id": "int64", "line_no": "int64", "interpolated": "bool"})
     return FeeLineResult(frame.reset_index(drop=True), MappingProxyType(failures))
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from flight_fees.lib.charging.fees import (
-    FEE_LINE_COLUMNS,
+    FEE_LINE_FRAME_COLUMNS,
     compute_fee_lines,
-    derive_category,
+    derive_flight_category,
     formula_details_json,
 )
 from flight_fees.lib.charging.fx import RATE_PLACES, FxRates
@@ -156,7 +156,7 @@ def test_lines_of_a_two_zone_flight(tariffs: Tariffs, fx: FxRates) -> None:
     result = compute_fee_lines(visits, flights, tariffs, fx)
     assert result.failures == {}
     lines = result.lines
-    assert tuple(lines.columns) == FEE_LINE_COLUMNS
+    assert tuple(lines.columns) == FEE_LINE_FRAME_COLUMNS
     assert lines["line_no"].tolist() == [0, 1]
     assert lines["flight_id"].dtype == "int64"
 
@@ -254,8 +254,8 @@ def test_explicit_category_overrides_derivation(tariffs: Tariffs, fx: FxRates) -
         (False, False, "overflight"),
     ],
 )
-def test_derive_category(dep: bool, arr: bool, category: str) -> None:
-    assert derive_category(dep, arr) == category
+def test_derive_flight_category(dep: bool, arr: bool, category: str) -> None:
+    assert derive_flight_category(dep, arr) == category
 
 
 def test_all_or_nothing_per_flight(tariffs: Tariffs, fx: FxRates) -> None:
@@ -404,7 +404,7 @@ def test_billing_currency_argument(tariffs: Tariffs, fx: FxRates) -> None:
 def test_empty_and_contract_errors(tariffs: Tariffs, fx: FxRates) -> None:
     empty_visits = pd.DataFrame(columns=list(visit(1, 0, "AA", 1.0, "2026-03-06T00:00Z")))
     result = compute_fee_lines(empty_visits, pd.DataFrame({"flight_id": [1]}), tariffs, fx)
-    assert result.lines.empty and tuple(result.lines.columns) == FEE_LINE_COLUMNS
+    assert result.lines.empty and tuple(result.lines.columns) == FEE_LINE_FRAME_COLUMNS
     assert result.failures == {}
     with pytest.raises(ValueError, match="lacks column"):
         compute_fee_lines(pd.DataFrame({"flight_id": [1]}), pd.DataFrame(), tariffs, fx)

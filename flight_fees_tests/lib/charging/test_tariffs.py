@@ -256,7 +256,7 @@ def test_vtbb_250_km_minimum(shipped: Tariffs) -> None:
         mtow_kg=50_000,
         takeoffs=1,
         landings=1,
-        category="domestic",
+        flight_category="domestic",
     )
     assert domestic.distance_factor == 1
     assert domestic.amount == money(Decimal(3500) * Decimal("0.75"))
@@ -275,7 +275,7 @@ def test_vtbb_rounds_distance_and_mtow_up(shipped: Tariffs) -> None:
         distance_km=800,
         mtow_kg=80_000,
         landings=1,
-        category="international",
+        flight_category="international",
     )
     assert landing.amount == aerothai(Decimal(80), Decimal(50), Decimal(750), "1")
 
@@ -436,7 +436,9 @@ def test_multi_component_bands(tmp_path: Path, mtow_kg: int, expected: Decimal) 
     result = quote(tariffs, "XM", "2024-06-01", distance_km=800, mtow_kg=mtow_kg)
     assert result.amount == money(expected)
     assert sum(amount for _, amount in result.components) == expected
-    member = quote(tariffs, "XM", "2024-06-01", distance_km=800, mtow_kg=mtow_kg, category="member")
+    member = quote(
+        tariffs, "XM", "2024-06-01", distance_km=800, mtow_kg=mtow_kg, flight_category="member"
+    )
     assert member.amount == money(expected * Decimal("0.5"))
 
 
@@ -565,14 +567,14 @@ def test_category_exemption_and_bad_inputs(tmp_path: Path) -> None:
     )
     tariffs = load_tariffs(path)
     domestic = quote(
-        tariffs, "XX", "2024-02-01", distance_km=100, mtow_kg=50_000, category="domestic"
+        tariffs, "XX", "2024-02-01", distance_km=100, mtow_kg=50_000, flight_category="domestic"
     )
     assert (domestic.amount, domestic.exemption) == (Decimal("0.00"), "category_domestic")
     bad = [
         {"distance_km": -1, "mtow_kg": 1000},
         {"distance_km": 1, "mtow_kg": 0},
         {"distance_km": "abc", "mtow_kg": 1000},
-        {"distance_km": 1, "mtow_kg": 1000, "category": "cargo"},
+        {"distance_km": 1, "mtow_kg": 1000, "flight_category": "cargo"},
         {"distance_km": 1, "mtow_kg": 1000, "flags": {"vip"}},
         {"distance_km": 1, "mtow_kg": 1000, "takeoffs": -1},
         {"distance_km": 1, "mtow_kg": 1000, "airspace_class": "arctic"},

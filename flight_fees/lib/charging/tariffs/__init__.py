@@ -23,8 +23,8 @@ from flight_fees.lib.charging.tariffs.loader import (
 )
 from flight_fees.lib.charging.tariffs.model import (
     AIRSPACE_CLASSES,
-    CATEGORIES,
     FLAGS,
+    FLIGHT_CATEGORIES,
     FORMULA_TYPES,
     FX_POLICIES,
     ComponentBand,
@@ -46,9 +46,9 @@ from flight_fees.lib.charging.tariffs.unit_rates import load_unit_rates_csv
 
 __all__ = [
     "AIRSPACE_CLASSES",
-    "CATEGORIES",
     "DEFAULT_TARIFFS_PATH",
     "FLAGS",
+    "FLIGHT_CATEGORIES",
     "FORMULA_TYPES",
     "FX_POLICIES",
     "ComponentBand",

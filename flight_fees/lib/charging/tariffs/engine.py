@@ -14,8 +14,8 @@ from typing import Any
 from flight_fees.lib.charging.tariffs.errors import ImplausibleCharge, QuoteInputError
 from flight_fees.lib.charging.tariffs.model import (
     AIRSPACE_CLASSES,
-    CATEGORIES,
     FLAGS,
+    FLIGHT_CATEGORIES,
     Computation,
     DistanceClassFormula,
     QuoteInputs,
@@ -110,7 +110,7 @@ class Quote:
                 "takeoffs": self.inputs.takeoffs,
                 "landings": self.inputs.landings,
                 "airspace_class": self.inputs.airspace_class,
-                "category": self.inputs.category,
+                "category": self.inputs.flight_category,  # stored key (fee_lines.details)
                 "flags": sorted(self.inputs.flags),
                 "fir_crossings": self.inputs.fir_crossings,
             },
@@ -160,7 +160,7 @@ def _inputs(
     takeoffs: object,
     landings: object,
     airspace_class: str,
-    category: str,
+    flight_category: str,
     flags: object,
     fir_crossings: object,
 ) -> QuoteInputs:
@@ -176,9 +176,10 @@ def _inputs(
         )
     if not 0 < mtow <= MAX_MTOW_KG:
         raise QuoteInputError(f"mtow_kg must be positive and at most {MAX_MTOW_KG:,}, got {mtow}")
-    if category not in CATEGORIES:
+    if flight_category not in FLIGHT_CATEGORIES:
         raise QuoteInputError(
-            f"unknown flight category {category!r} (expected one of: {', '.join(CATEGORIES)})"
+            f"unknown flight category {flight_category!r} "
+            f"(expected one of: {', '.join(FLIGHT_CATEGORIES)})"
         )
     if airspace_class not in AIRSPACE_CLASSES:
         raise QuoteInputError(
@@ -191,7 +192,7 @@ def _inputs(
         takeoffs=_count(takeoffs, "takeoffs"),
         landings=_count(landings, "landings"),
         airspace_class=airspace_class,
-        category=category,
+        flight_category=flight_category,
         flags=parse_flags(flags),
         fir_crossings=_count(fir_crossings, "fir_crossings", MAX_FIR_CROSSINGS),
     )
@@ -207,7 +208,7 @@ def quote(
     takeoffs: int = 0,
     landings: int = 0,
     airspace_class: str = "enroute",
-    category: str = "overflight",
+    flight_category: str = "overflight",
     flags: Iterable[str] | str | None = frozenset(),
     fir_crossings: int = 1,
 ) -> Quote:
@@ -215,7 +216,7 @@ def quote(
     ``zone_id`` on UTC day ``on_date`` (a date, datetime or ISO string).
 
     ``takeoffs``/``landings`` count the movements inside the zone, ``fir_crossings`` the FIR
-    crossings of the visit (flat per-crossing fees). Exemptions (flags, category, MTOW) give
+    crossings of the visit (flat per-crossing fees). Exemptions (flags, flight category, MTOW) give
     a zero quote with the reason, not an error.
 
     Raises :class:`TariffNotFound` (unknown zone or no version on the date) and
@@ -232,7 +233,7 @@ def quote(
         takeoffs=takeoffs,
         landings=landings,
         airspace_class=airspace_class,
-        category=category,
+        flight_category=flight_category,
         flags=flags,
         fir_crossings=fir_crossings,
     )
@@ -247,7 +248,7 @@ def quote(
         if version.rounding.amount_places is not None
         else minor_unit(version.currency)
     )
-    multiplier = version.multiplier(category)
+    multiplier = version.multiplier(flight_category)
 
     exemption = version.exemptions.reason(inputs)
     try:

@@ -43,9 +43,9 @@ from typing import Final, Literal, TypeVar
 from flight_fees.lib.charging.tariffs.errors import TariffError, TariffValidationError
 from flight_fees.lib.charging.tariffs.model import (
     AIRSPACE_CLASSES,
-    CATEGORIES,
     DISTANCE_UNITS,
     FLAGS,
+    FLIGHT_CATEGORIES,
     FORMULA_TYPES,
     FX_POLICIES,
     KM_PER_NM,
@@ -181,17 +181,17 @@ def _probe_inputs(version: TariffVersion) -> list[dict[str, object]]:
         b.up_to_t for b in (*getattr(formula, "bands", ()), *getattr(formula, "weight_bands", ()))
     ]
     weights |= {min(b * 1000, MAX_MTOW_KG) for b in bounds if b is not None}
-    charged = [c for c in CATEGORIES if c not in version.exemptions.categories]
+    charged = [c for c in FLIGHT_CATEGORIES if c not in version.exemptions.flight_categories]
     if not charged:
         return []
-    category = max(charged, key=version.multiplier)  # the largest multiplier
+    flight_category = max(charged, key=version.multiplier)  # the largest multiplier
     classes = sorted(formula.rates) if isinstance(formula, DistanceClassFormula) else ["enroute"]
     crossings = [1, MAX_FIR_CROSSINGS] if isinstance(formula, FlatWeightBandFormula) else [1]
     return [
         {
             "distance_km": distance,
             "mtow_kg": weight,
-            "category": category,
+            "flight_category": flight_category,
             "airspace_class": airspace_class,
             "fir_crossings": count,
         }
@@ -537,7 +537,7 @@ def _parse_multipliers(value: object, where: _Where) -> Mapping[str, Decimal]:
     data = _mapping(value, where, "multipliers")
     result: dict[str, Decimal] = {}
     for key, factor in data.items():
-        _choice(key, CATEGORIES, where, f"multipliers.{key}")
+        _choice(key, FLIGHT_CATEGORIES, where, f"multipliers.{key}")
         result[key] = _number(factor, where, f"multipliers.{key}", "non_negative")
     return MappingProxyType(result)
 
@@ -550,8 +550,8 @@ def _parse_exemptions(value: object, where: _Where) -> Exemptions:
     return Exemptions(
         below_mtow_kg=_opt_number(data, "below_mtow_kg", where, "exemptions.", "positive"),
         flags=_subset(data.get("flags") or [], FLAGS, where, "exemptions.flags"),
-        categories=_subset(
-            data.get("categories") or [], CATEGORIES, where, "exemptions.categories"
+        flight_categories=_subset(
+            data.get("categories") or [], FLIGHT_CATEGORIES, where, "exemptions.categories"
         ),
     )
 

@@ -14,8 +14,8 @@ Conventions
   formula's ``distance_unit`` (1 NM = 1.852 km exactly), then rounded (``distance``
   rounding), reduced by ``deduction_per_movement`` per take-off and per landing in the zone,
   floored at 0 and clamped to ``[min_distance, max_distance]`` where given.
-- Each formula computes an unrounded **charge**; the quote multiplies it by the category
-  multiplier and rounds it once to the currency's minor unit (or ``rounding.amount``).
+- Each formula computes an unrounded **charge**; the quote multiplies it by the flight
+  category multiplier and rounds it once to the currency's minor unit (or ``rounding.amount``).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from flight_fees.lib.core.money import (
 
 __all__ = [
     "AIRSPACE_CLASSES",
-    "CATEGORIES",
     "DISTANCE_UNITS",
     "FLAGS",
+    "FLIGHT_CATEGORIES",
     "FORMULA_TYPES",
     "FX_POLICIES",
     "KM_PER_NM",
@@ -63,8 +63,9 @@ __all__ = [
     "ZoneTariff",
 ]
 
-#: Flight categories, the keys of the category multipliers.
-CATEGORIES: Final[tuple[str, ...]] = ("overflight", "international", "domestic", "member")
+#: Flight categories (``overflight``... ``member``), the keys of the multipliers; not the
+#: *failure category* of an error (:class:`~flight_fees.lib.core.money.CategorizedError`).
+FLIGHT_CATEGORIES: Final[tuple[str, ...]] = ("overflight", "international", "domestic", "member")
 #: Flight flags that a zone may exempt (checked in this order).
 FLAGS: Final[tuple[str, ...]] = ("state", "military", "search_and_rescue", "training")
 #: Airspace classes of ``distance_class`` tariffs.
@@ -137,7 +138,7 @@ class QuoteInputs:
     takeoffs: int = 0
     landings: int = 0
     airspace_class: str = "enroute"
-    category: str = "overflight"
+    flight_category: str = "overflight"
     flags: frozenset[str] = frozenset()
     fir_crossings: int = 1
 
@@ -152,21 +153,22 @@ class Exemptions:
     """Exemptions of a tariff version; an exempt flight is quoted at zero with the reason.
 
     - ``flags``: flight flags (:data:`FLAGS`) that exempt; reason = the flag;
-    - ``categories``: exempt flight categories; reason ``category_<category>``;
+    - ``flight_categories`` (``categories:`` in the tariff file): exempt flight categories;
+      reason ``category_<flight category>``;
     - ``below_mtow_kg``: MTOW strictly below this exempts; reason ``mtow_below_<n>_kg``.
     """
 
     below_mtow_kg: Decimal | None = None
     flags: frozenset[str] = frozenset()
-    categories: frozenset[str] = frozenset()
+    flight_categories: frozenset[str] = frozenset()
 
     def reason(self, inputs: QuoteInputs) -> str | None:
         """The exemption reason of a flight, or None when it is charged."""
         for flag in FLAGS:
             if flag in self.flags and flag in inputs.flags:
                 return flag
-        if inputs.category in self.categories:
-            return f"category_{inputs.category}"
+        if inputs.flight_category in self.flight_categories:
+            return f"category_{inputs.flight_category}"
         if self.below_mtow_kg is not None and inputs.mtow_kg < self.below_mtow_kg:
             return f"mtow_below_{_plain(self.below_mtow_kg)}_kg"
         return None
@@ -177,7 +179,7 @@ class Exemptions:
 
 @dataclass(frozen=True, slots=True)
 class Computation:
-    """Result of a formula before the category multiplier and the final rounding.
+    """Result of a formula before the flight category multiplier and the final rounding.
 
     ``charge`` is the sum of ``components``. ``no_charge_reason`` is set when the formula
     itself decides the flight is not charged (e.g. FAA: take-off or landing in the state).
@@ -547,9 +549,9 @@ class TariffVersion:
         """Whether the version applies on UTC day ``day`` (valid_to exclusive)."""
         return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)
 
-    def multiplier(self, category: str) -> Decimal:
+    def multiplier(self, flight_category: str) -> Decimal:
         """Multiplier of a flight category (1 when not configured)."""
-        return self.multipliers.get(category, _ONE)
+        return self.multipliers.get(flight_category, _ONE)
 
 
 @dataclass(frozen=True, slots=True)
