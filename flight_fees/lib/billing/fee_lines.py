@@ -28,8 +28,11 @@ from flight_fees.lib.tracks.base import SOURCE_FAULT_CATEGORIES
 
 log = logging.getLogger(__name__)
 
-FEE_LINE_COLUMNS = {c.name for c in FeeLine.__table__.columns} - {"id", "created_at"}
-FLIGHT_COLUMNS = {c.name for c in Flight.__table__.columns} - {"created_at", "updated_at"}
+#: columns of table ``fee_lines`` a written line fills (the computed frame's columns are
+#: :data:`flight_fees.lib.charging.fees.FEE_LINE_FRAME_COLUMNS`)
+STORED_FEE_LINE_COLUMNS = {c.name for c in FeeLine.__table__.columns} - {"id", "created_at"}
+#: columns of table ``flights`` a written bill fills
+STORED_FLIGHT_COLUMNS = {c.name for c in Flight.__table__.columns} - {"created_at", "updated_at"}
 
 
 @dataclass
@@ -52,7 +55,7 @@ class PersistResult:
 
 
 def _clean_line(line: Mapping[str, Any]) -> dict[str, Any]:
-    row = {k: v for k, v in line.items() if k in FEE_LINE_COLUMNS}
+    row = {k: v for k, v in line.items() if k in STORED_FEE_LINE_COLUMNS}
     details = line.get("details", line.get("formula_details"))
     if details is not None and not isinstance(details, str):
         row["details"] = json.dumps(details, default=str, sort_keys=True)
@@ -93,7 +96,8 @@ def _upsert_flights(session: Session, rows: list[dict[str, Any]]) -> None:
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = dt.datetime.now(dt.UTC)
     clean = [
-        {**{k: v for k, v in r.items() if k in FLIGHT_COLUMNS}, "updated_at": now} for r in rows
+        {**{k: v for k, v in r.items() if k in STORED_FLIGHT_COLUMNS}, "updated_at": now}
+        for r in rows
     ]
     columns = set().union(*(r.keys() for r in clean))
     for r in clean:
