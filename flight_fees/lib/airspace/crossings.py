@@ -87,6 +87,8 @@ import pandas as pd
 import pyproj
 import shapely
 
+from flight_fees.lib.core.geo import wrap_lon
+
 __all__ = [
     "CROSSING_COLUMNS",
     "CHUNK_POINTS",
@@ -203,7 +205,8 @@ class FirIndex:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.grid.shape  # type: ignore[return-value]
+        rows, cols = self.grid.shape
+        return rows, cols
 
     def classify(
         self, lon: np.ndarray, lat: np.ndarray, *, assume_finite: bool = False
@@ -223,7 +226,7 @@ class FirIndex:
                 lon, lat = np.where(bad, 0.0, lon), np.where(bad, -1e6, lat)
         lo = lon.min()
         if not (lo >= -180.0 and lon.max() < 180.0):  # also true with NaN
-            lon = _wrap_lon(lon)
+            lon = wrap_lon(lon)
             lo = lon.min()
         return self._classify_in_range(lon, lat, lo)
 
@@ -395,7 +398,7 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
     nblk = int(run_blocks.sum())
     padded = np.full((nblk * EDGE_BLOCK, 4), np.nan)
     padded[slot] = edge_xy
-    edge_owner = np.full(nblk * EDGE_BLOCK, -1, dtype=np.int32)
+    edge_owner: np.ndarray = np.full(nblk * EDGE_BLOCK, -1, dtype=np.int32)
     edge_owner[slot] = all_edges[:, 4]
     edge_owner = edge_owner.reshape(nblk, EDGE_BLOCK)
     del all_edges, ring
@@ -426,7 +429,7 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
     y0 = math.floor(miny / cell) * cell - 3 * cell
     nx = int(math.ceil((maxx - x0) / cell)) + 3
     ny = int(math.ceil((maxy - y0) / cell)) + 3
-    dtype = np.int8 if nfir <= np.iinfo(np.int8).max else np.int16
+    dtype: type[np.signedinteger] = np.int8 if nfir <= np.iinfo(np.int8).max else np.int16
     if nfir >= np.iinfo(np.int16).max:
         dtype = np.int32
     grid = np.full((ny, nx), _OUTSIDE, dtype=dtype)
@@ -484,7 +487,7 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
     nsub = _SUB * _SUB
     mixed_rc = np.flatnonzero(mixed_flat)  # row-major ids of the mixed cells
     mixed_rc = mixed_rc[np.argsort(_tile_ids(mixed_rc // nx, mixed_rc % nx, ntx))]
-    free = np.ones(len(mixed_rc) * nsub, dtype=bool)
+    free: np.ndarray = np.ones(len(mixed_rc) * nsub, dtype=bool)
     fcell = cell / _SUB
     for frow, fcol in _near_cells(cls_edges, x0, y0, fcell, nx * _SUB, ny * _SUB):
         t = _tile_ids(frow // _SUB, fcol // _SUB, ntx)
@@ -496,17 +499,17 @@ def _build_index(ids: np.ndarray, geoms: np.ndarray, cell_deg: float, max_cells:
         )  # index of the mixed cell in cand_cells
         free[p * nsub + ((frow[hit] % _SUB) * _SUB + fcol[hit] % _SUB)] = False
     free = np.flatnonzero(free)
-    sub = np.full(len(mixed_rc) * nsub, _MIXED, dtype=dtype)
+    sub: np.ndarray = np.full(len(mixed_rc) * nsub, _MIXED, dtype=dtype)
     for a in range(0, free.size, 1 << 16):  # batches: small temporaries
         f = free[a : a + (1 << 16)]
-        pos, k = f // nsub, f % nsub
+        pos, within = f // nsub, f % nsub
         sub[f] = _exact_classify(
             cls_geoms,
             cand_ptr,
             cand_firs,
             pos,
-            x0 + ((mixed_rc[pos] % nx) * _SUB + k % _SUB + 0.5) * fcell,
-            y0 + ((mixed_rc[pos] // nx) * _SUB + k // _SUB + 0.5) * fcell,
+            x0 + ((mixed_rc[pos] % nx) * _SUB + within % _SUB + 0.5) * fcell,
+            y0 + ((mixed_rc[pos] // nx) * _SUB + within // _SUB + 0.5) * fcell,
         )
     sub = sub.reshape(len(mixed_rc), nsub)
     return FirIndex(
@@ -553,7 +556,9 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
     if len(parts) == 0:
         return shapely.Polygon()
-    return parts[0] if len(parts) == 1 else shapely.multipolygons(shapely.get_parts(parts))
+    if len(parts) == 1:
+        return parts[0]
+    return shapely.multipolygons(shapely.get_parts(parts).tolist())  # a list: one MultiPolygon
 
 
 def _edges(
@@ -815,7 +820,7 @@ def _process_chunk(
         lo, hi = lon.min(), lon.max()
     n = fid.shape[0]
     if not (lo >= -180.0 and hi < 180.0):
-        lon = _wrap_lon(lon)
+        lon = wrap_lon(lon)
         lo = lon.min()
 
     # ---- segments: k = position k -> k+1; per-segment arrays have length n, with 0
@@ -837,7 +842,7 @@ def _process_chunk(
     # candidate segments, then the candidate sub-segments of long segments: one batch
     sx0 = lon[cand]
     sy0 = lat[cand]
-    rx = _wrap_lon(lon[cand + 1] - sx0)  # unwrapped: the segment may leave [-180, 180)
+    rx = wrap_lon(lon[cand + 1] - sx0)  # unwrapped: the segment may leave [-180, 180)
     ry = lat[cand + 1] - sy0
     segs = [sx0, sy0, rx, ry, cls[cand], cls[cand + 1]]
     if longseg.size:
@@ -1016,7 +1021,7 @@ def _segment_events(
         tc,
         pcls[change],
         sy0[cs] + tc * ry[cs],
-        _wrap_lon(sx0[cs] + tc * rx[cs]),
+        wrap_lon(sx0[cs] + tc * rx[cs]),
     )
 
 
@@ -1045,7 +1050,7 @@ def _long_subsegments(
     frac = k / nsub[g]
     s = seg[g]
     mlon, mlat, _ = _GEOD.fwd(lon[s], lat[s], seg_az[g], seglen[s] * frac)
-    mlon = _wrap_lon(np.asarray(mlon, dtype=float))
+    mlon = wrap_lon(np.asarray(mlon, dtype=float))
     mlat = np.asarray(mlat, dtype=float)
     first = k == 0
     last = k == nsub[g]
@@ -1056,7 +1061,7 @@ def _long_subsegments(
     mc = np.flatnonzero((mcls[:-1] != mcls[1:]) & ~last[:-1])
     sx0 = mlon[mc]
     sy0 = mlat[mc]
-    rx = _wrap_lon(mlon[mc + 1] - sx0)  # unwrapped: the segment may leave [-180, 180)
+    rx = wrap_lon(mlon[mc + 1] - sx0)  # unwrapped: the segment may leave [-180, 180)
     ry = mlat[mc + 1] - sy0
     return sx0, sy0, rx, ry, mcls[mc], mcls[mc + 1], seg[g[mc]], k[mc], nsub[g[mc]]
 
@@ -1093,7 +1098,7 @@ def _drop_degenerate(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     degenerate = (
         (np.abs(v["xt"] - v["et"]) <= 1000)
         & (np.abs(v["xlat"] - v["elat"]) <= 1e-8)
-        & (np.abs(_wrap_lon(v["xlon"] - v["elon"])) <= 1e-8)
+        & (np.abs(wrap_lon(v["xlon"] - v["elon"])) <= 1e-8)
         & ~single
     )
     if not degenerate.any():
@@ -1266,19 +1271,6 @@ def _merge_jitter(v: dict[str, np.ndarray], jitter_ns: int) -> dict[str, np.ndar
 # ---- geometry helpers
 
 
-def _wrap_lon(lon: np.ndarray) -> np.ndarray:
-    """Longitudes into [-180, 180): the input itself when already in range, else a copy
-    (NaN stays NaN)."""
-    lon = np.asarray(lon, dtype=float)
-    if lon.size == 0 or (lon.min() >= -180.0 and lon.max() < 180.0):
-        return lon
-    lon = lon.copy()
-    with np.errstate(invalid="ignore"):
-        out = (lon < -180.0) | (lon >= 180.0)
-    lon[out] = np.mod(lon[out] + 180.0, 360.0) - 180.0
-    return lon
-
-
 def _segment_lengths(
     lat: np.ndarray, lon: np.ndarray, last: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1305,7 +1297,7 @@ def _segment_lengths(
     # inside in float64, i.e. nothing to wrap there
     if not (dlon.min() > -180.0 and dlon.max() < 180.0):
         out = np.flatnonzero((dlon <= -180.0) | (dlon >= 180.0))
-        dlon[out] = _wrap_lon(lon[out + 1] - lon[out])
+        dlon[out] = wrap_lon(lon[out + 1] - lon[out])
     c64 = lat[:-1] + lat[1:]
     c = np.empty(n - 1, dtype=f32)
     np.multiply(c64, math.pi / 360.0, out=c)

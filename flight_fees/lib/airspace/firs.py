@@ -404,9 +404,9 @@ def _pick_column(
             f"{src}: no property {wanted!r} for the FIR {what}; properties: {sorted(columns)}"
         )
     for cand in candidates:
-        col = by_lower.get(cand)
-        if col is not None and col != exclude:
-            return col
+        found = by_lower.get(cand)
+        if found is not None and found != exclude:
+            return found
     if required:
         raise FirDataError(
             f"{src}: cannot find the FIR {what} property (tried {', '.join(candidates)}, "
@@ -494,8 +494,9 @@ def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
 def _dissolve(firs: pd.DataFrame) -> pd.DataFrame:
     """One row per ``fir_id``: polygons unioned, other columns from the first row."""
     first = firs.groupby("fir_id", sort=True, as_index=False).first()
-    geoms = firs.groupby("fir_id", sort=True)["geometry"].agg(
-        lambda s: shapely.union_all(np.asarray(s.to_numpy(), dtype=object))
+    # pandas-stubs admit no geometry (object) values in a Series: agg's result type fails
+    geoms = firs.groupby("fir_id", sort=True)["geometry"].agg(  # type: ignore[type-var]
+        lambda s: shapely.union_all(np.asarray(s, dtype=object))
     )
-    first["geometry"] = geoms.loc[first["fir_id"]].to_numpy()
+    first["geometry"] = np.asarray(geoms.loc[first["fir_id"]], dtype=object)
     return first

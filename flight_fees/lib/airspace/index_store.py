@@ -481,7 +481,7 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, allow_pickle=True, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -41,6 +41,7 @@ import shapely
 from flight_fees.lib.airspace.crossings import VISIT_FLOAT_COLUMNS, VISIT_SPAN_COLUMNS
 from flight_fees.lib.charging.tariffs.model import AIRSPACE_CLASSES
 from flight_fees.lib.core.safe_yaml import YamlDataError, load_yaml
+from flight_fees.lib.core.timeutil import as_utc_timestamp
 
 __all__ = [
     "DEFAULT_ZONES_PATH",
@@ -522,17 +523,16 @@ def _parse_date(value: Any, src: Path, zone: str, what: str) -> pd.Timestamp | N
 def _to_utc_day(value: date | datetime | str | pd.Timestamp) -> pd.Timestamp:
     """Midnight UTC of a date, of the UTC date of a datetime (naive = UTC), or of an ISO
     string."""
-    ts = pd.Timestamp(value)
+    ts = as_utc_timestamp(value)
     if pd.isna(ts):
         raise ValueError(f"not a date: {value!r}")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.normalize()
 
 
 def _ns(col: pd.Series, fill: int | None = None) -> np.ndarray:
     """Epoch ns (int64) of a datetime column; NaT -> ``fill`` (default: int64 min)."""
     values = pd.to_datetime(col, utc=True).dt.as_unit("ns")
-    out = values.array.asi8.copy()
+    out = values.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
     if fill is not None:
         out[values.isna().to_numpy()] = fill
     return out

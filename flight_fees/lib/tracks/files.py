@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,11 @@ PARQUET_SUFFIXES: Final[tuple[str, ...]] = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES: Final[tuple[str, ...]] = (".csv", ".txt", ".csv.gz", ".csv.bz2", ".csv.zst")
 
 # epoch magnitude -> unit: seconds up to year 5138, then ms, us, ns
-_EPOCH_UNITS: Final[tuple[tuple[float, str], ...]] = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
+_EPOCH_UNITS: Final[tuple[tuple[float, Literal["s", "ms", "us"]], ...]] = (
+    (1e11, "s"),
+    (1e14, "ms"),
+    (1e17, "us"),
+)
 
 
 class TracksFileError(ValueError):
@@ -112,7 +116,9 @@ def parse_ts(col: pd.Series) -> pd.Series:
         values = col.to_numpy(dtype=float, na_value=np.nan)
         finite = np.abs(values[np.isfinite(values)])
         magnitude = float(np.median(finite)) if finite.size else 0.0
-        unit = next((u for limit, u in _EPOCH_UNITS if magnitude < limit), "ns")
+        unit: Literal["s", "ms", "us", "ns"] = next(
+            (u for limit, u in _EPOCH_UNITS if magnitude < limit), "ns"
+        )
         out = pd.to_datetime(col, unit=unit, utc=True)
     else:
         text = col.astype("string").str.strip()

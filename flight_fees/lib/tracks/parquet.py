@@ -35,6 +35,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from flight_fees.lib.core.timeutil import as_utc
 from flight_fees.lib.tracks.base import (
     CORRUPT_FILE,
     NOT_FOUND,
@@ -45,7 +46,6 @@ from flight_fees.lib.tracks.base import (
     FetchFailure,
     TrackFetchResult,
     TrackSourceError,
-    as_utc,
     day_start,
     empty_tracks,
     normalise_tracks,
@@ -237,9 +237,10 @@ class ParquetTrackSource(BaseTrackSource):
             ranges = []
             for k in range(meta.num_row_groups):
                 stats = meta.row_group(k).column(column).statistics
-                if stats is None or not stats.has_min_max:
+                low, high = (stats.min, stats.max) if stats is not None else (None, None)
+                if stats is None or not stats.has_min_max or low is None or high is None:
                     raise ValueError("no flight_id statistics")
-                ranges.append((int(stats.min), int(stats.max)))
+                ranges.append((int(low), int(high)))
             return CorruptFile(file, error, ranges=tuple(ranges))
         except Exception:  # no readable footer: the file's flights are unknown
             return CorruptFile(file, error)
@@ -276,11 +277,12 @@ class ParquetTrackSource(BaseTrackSource):
 
         if day is not None:
             days: list[dt.date] | None = [day_start(day).date()]
+            where_text = f"day {day_start(day).date().isoformat()}"
         else:
             days = self._days_for_window(lo, hi)
+            where_text = "the store"
         files = self._files(days)
         stats["files"] = len(files)
-        where_text = f"day {days[0].isoformat()}" if day is not None else "the store"
         if not files:
             msg = f"no positions in {where_text} ({self.root})"
             return TrackFetchResult(empty_tracks(), not_found_failures(ids, (), msg), 0, stats)

@@ -59,6 +59,7 @@ import pinotdb
 from pinotdb import exceptions as pinot_exceptions
 
 from flight_fees.lib.core.redact import mask_url
+from flight_fees.lib.core.timeutil import as_utc_timestamp
 from flight_fees.lib.tracks.base import (
     ATTRIBUTE_COLUMNS,
     NOT_FOUND,
@@ -251,8 +252,7 @@ def _ts_to_ms(value: Any) -> int:
     """Epoch ms of one time value as the broker sends it (TIMESTAMP string or LONG)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
-    stamp = pd.Timestamp(str(value))
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    stamp = as_utc_timestamp(str(value))
     return stamp.value // 1_000_000
 
 
@@ -694,8 +694,8 @@ class PinotTrackSource(BaseTrackSource):
             return done([], [], 0)
         try:
             selected = self._selected_columns(counters)
-        except _QueryFailed as failure:
-            failures.update(dict.fromkeys(ids, FetchFailure(failure.category, failure.message)))
+        except _QueryFailed as exc:
+            failures.update(dict.fromkeys(ids, FetchFailure(exc.category, exc.message)))
             return done([], [], 0)
         attributes = _attributes(selected)
         lo_ms = epoch_ms(lo) if lo is not None else None
