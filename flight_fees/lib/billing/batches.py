@@ -14,7 +14,8 @@ from typing import Final
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from flight_fees.lib.db.engine import as_utc, transaction
+from flight_fees.lib.core.timeutil import as_utc
+from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import Flight, ProcessingBatch
 
 BATCH_STATUSES: Final = ("running", "succeeded", "partial", "failed")

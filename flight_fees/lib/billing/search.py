@@ -221,7 +221,7 @@ class CreditNoteRow:
 
 def list_credit_notes(engine: Engine, *, customer: str | None = None) -> list[CreditNoteRow]:
     """Every credit note (of one customer code), oldest first, with the invoice it cancels."""
-    from flight_fees.lib.db.engine import as_utc
+    from flight_fees.lib.core.timeutil import as_utc
     from flight_fees.lib.db.models import CreditNote
 
     stmt = (

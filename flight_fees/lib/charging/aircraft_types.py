@@ -159,17 +159,6 @@ def load_aircraft_types(path: str | Path | None = None) -> AircraftTypes:
     return AircraftTypes.from_variants(variants, source)
 
 
-def _is_missing(value: object) -> bool:
-    """:func:`is_missing`, NumPy scalars included (a ``float32`` NaN, a ``datetime64`` NaT):
-    object columns hand them over as they are."""
-    if is_missing(value):
-        return True
-    try:
-        return bool(pd.isna(value))  # numpy scalars
-    except (TypeError, ValueError):
-        return False
-
-
 def select_mtow(
     registration_mtow_kg: float | Decimal | str | None,
     icao_type: str | None,
@@ -178,7 +167,7 @@ def select_mtow(
     """``(mtow_kg, source)``: the declared MTOW (source ``"registration"``), else the
     heaviest MTOW of ``icao_type`` (source ``"type:<ICAO>"``); :class:`UnknownMtow` when
     neither is usable."""
-    if not _is_missing(registration_mtow_kg):
+    if not is_missing(registration_mtow_kg):
         try:
             declared = to_decimal(registration_mtow_kg, what="declared MTOW")
         except InvalidAmount as exc:
@@ -189,7 +178,7 @@ def select_mtow(
             )
         if declared > 0:
             return declared, REGISTRATION_SOURCE
-    designator = None if _is_missing(icao_type) else str(icao_type).strip().upper()
+    designator = None if is_missing(icao_type) else str(icao_type).strip().upper()
     if designator is None:
         raise UnknownMtow("no declared MTOW and no aircraft type")
     known = types.get(designator)
@@ -224,7 +213,7 @@ def select_mtow_frame(
     cache: dict[str, tuple[Decimal, str] | str] = {}
     for value, designator in zip(declared, designators, strict=True):
         try:
-            if _is_missing(value) and isinstance(designator, str):
+            if is_missing(value) and isinstance(designator, str):
                 # by type only: memoise per designator
                 key = designator.strip().upper()
                 if key not in cache:

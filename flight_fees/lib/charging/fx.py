@@ -53,7 +53,6 @@ from flight_fees.lib.core.money import (
     quantize,
     round_money,
     to_decimal,
-    to_utc_date,
 )
 from flight_fees.lib.core.plausibility import (
     MAX_RATE_PER_EUR,
@@ -61,6 +60,7 @@ from flight_fees.lib.core.plausibility import (
     MAX_STORED_FX_RATE,
     MIN_RATE_PER_EUR,
 )
+from flight_fees.lib.core.timeutil import next_month, to_utc_date
 
 __all__ = [
     "BASE_CURRENCY",
@@ -116,11 +116,6 @@ def _previous_month(day: date) -> tuple[date, date]:
     this_month = day.replace(day=1)
     last_month = (this_month - timedelta(days=1)).replace(day=1)
     return last_month, this_month
-
-
-def _next_month(day: date) -> date:
-    """First day of the month after ``day``'s month."""
-    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +317,7 @@ class FxRates:
         if cached is not None:
             return cached
         series = self._series_of(code, month, FxPolicy.PREVIOUS_MONTH_AVERAGE)
-        month_end = _next_month(month)
+        month_end = next_month(month)
         low = bisect.bisect_left(series.dates, month)
         high = bisect.bisect_left(series.dates, month_end)
         values = series.rates[low:high]

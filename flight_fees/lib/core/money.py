@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
 from decimal import (
     ROUND_DOWN,
     ROUND_HALF_EVEN,
@@ -32,6 +31,8 @@ from decimal import (
 from enum import StrEnum
 from types import MappingProxyType
 from typing import ClassVar, Final
+
+from flight_fees.lib.core.timeutil import to_utc_date  # re-exported: its home is timeutil
 
 __all__ = [
     "CALC_CONTEXT",
@@ -237,35 +238,3 @@ def format_money(amount: Decimal, currency: str) -> str:
     ``'1,234.50 EUR'`` (display only)."""
     places = minor_unit(currency)
     return f"{round_money(amount, currency):,.{places}f} {normalize_currency(currency)}"
-
-
-# --- calendar helper shared by the charging modules -------------------------------------
-
-
-def to_utc_date(value: object) -> date:
-    """The UTC calendar day of ``value``.
-
-    ``value`` may be a :class:`datetime.date`, a :class:`datetime.datetime` (pandas
-    Timestamps included; a naive datetime is taken as UTC, an aware one is converted to
-    UTC first) or an ISO 8601 string (``YYYY-MM-DD`` or a full timestamp).
-    :class:`ValueError` for anything else, including None and NaT.
-    """
-    if isinstance(value, datetime):
-        if value != value:  # NaT
-            raise ValueError("date is missing (NaT)")
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return date(value.year, value.month, value.day)
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            pass
-        try:
-            return to_utc_date(datetime.fromisoformat(text))
-        except ValueError:
-            raise ValueError(f"not an ISO date: {value!r} (expected YYYY-MM-DD)") from None
-    raise ValueError(f"not a date: {value!r}")

@@ -17,12 +17,18 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u20
 
 
 def is_null(value: object) -> bool:
-    """``None``, ``pd.NA``, ``pd.NaT`` or a float NaN."""
-    import pandas as pd  # here: the CLI's terminal helpers import this module, not pandas
+    """``None``, ``pd.NA``, ``pd.NaT``, a float NaN, or a NumPy scalar NaN / NaT (``float32``,
+    ``datetime64``: object columns hand them over as they are)."""
+    import numpy as np  # here: the CLI's terminal helpers import this module, not pandas
+    import pandas as pd
 
     if value is None or value is pd.NA or value is pd.NaT:
         return True
-    return isinstance(value, float) and math.isnan(value)
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, np.floating | np.complexfloating | np.datetime64 | np.timedelta64):
+        return bool(pd.isna(value))
+    return False
 
 
 def is_missing(value: object) -> bool:

@@ -79,10 +79,3 @@ def transaction(engine: Engine) -> Iterator[Session]:
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware UTC (the default clock of the database writers)."""
     return dt.datetime.now(dt.UTC)
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """A timestamp read back from the database, made aware UTC (SQLite returns naive UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -54,6 +54,7 @@ import pandas as pd
 import shapely
 
 from flight_fees.lib.core.settings import STATIC_DIR as _STATIC_DIR
+from flight_fees.lib.core.timeutil import as_utc_timestamp
 
 __all__ = [
     "PALETTE",
@@ -133,10 +134,9 @@ def _map_colours(fir_ids: list[str]) -> dict[str, str]:
 def _fmt_time(value: object) -> str:
     if value is None:
         return _NA
-    ts = pd.Timestamp(value)
+    ts = as_utc_timestamp(value)
     if ts is pd.NaT:
         return _NA
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

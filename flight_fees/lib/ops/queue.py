@@ -46,7 +46,8 @@ from sqlalchemy import Engine, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from flight_fees.lib.db.engine import as_utc, transaction, utcnow
+from flight_fees.lib.core.timeutil import as_utc
+from flight_fees.lib.db.engine import transaction, utcnow
 from flight_fees.lib.db.models import PRIORITIES, PRIORITY_RANK, FlightQueueItem
 
 Q = FlightQueueItem

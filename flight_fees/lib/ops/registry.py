@@ -9,7 +9,6 @@ import csv
 import datetime as dt
 import getpass
 import json
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from flight_fees.lib.core.money import (
     to_decimal,
 )
 from flight_fees.lib.core.plausibility import MAX_MTOW_KG
+from flight_fees.lib.core.values import is_null
 from flight_fees.lib.db.engine import transaction
 from flight_fees.lib.db.models import (
     BILLING_FREQUENCIES,
@@ -57,9 +57,7 @@ class RegistryError(ValueError):
 
 
 def _value(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-        return None
-    return v
+    return None if is_null(v) else v
 
 
 def _upsert(session: Session, model: Any, rows: list[dict[str, Any]], key: str) -> int:

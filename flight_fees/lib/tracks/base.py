@@ -41,6 +41,8 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from flight_fees.lib.core.timeutil import as_utc
+
 FailureCategory = Literal[
     "timeout",
     "not_found",
@@ -251,11 +253,6 @@ def validate_flight_ids(flight_ids: Iterable[Any]) -> list[int]:
             raise ValueError(f"flight id out of range (1 .. 2^63-1): {raw!r}")
         out[value] = None
     return list(out)
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """Aware UTC datetime; a naive value is taken to be UTC already."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def day_start(day: dt.date) -> dt.datetime:

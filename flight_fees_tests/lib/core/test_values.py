@@ -10,10 +10,16 @@ import pytest
 
 from flight_fees.lib.core.values import is_missing, is_null
 
-NULLS = [None, pd.NA, pd.NaT, float("nan"), np.float64("nan")]
+NULLS = [
+    None, pd.NA, pd.NaT, float("nan"), np.float64("nan"), np.float32("nan"),
+    np.datetime64("NaT"), np.timedelta64("NaT"),
+]  # fmt: skip
 #: missing, but not null: unusable values that pandas would keep
 UNUSABLE = [Decimal("NaN"), Decimal("sNaN"), "", "  ", "\t\n"]
-VALUES = [0, 0.0, -1.5, Decimal(0), Decimal("12.5"), "x", " A ", False, True, pd.Timestamp(0)]
+VALUES = [
+    0, 0.0, -1.5, Decimal(0), Decimal("12.5"), "x", " A ", False, True, pd.Timestamp(0),
+    np.float32(1.5), np.int64(0), np.datetime64("2026-01-05"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("value", NULLS)

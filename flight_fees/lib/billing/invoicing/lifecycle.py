@@ -26,8 +26,8 @@ from flight_fees.lib.billing.invoicing.states import (
     VOID,
     InvoiceNotFound,
     InvoiceStateError,
-    _as_utc,
 )
+from flight_fees.lib.core.timeutil import as_utc
 from flight_fees.lib.db.engine import transaction, utcnow
 from flight_fees.lib.db.models import (
     CreditNote,
@@ -44,7 +44,7 @@ def pay(engine: Engine, number: str, paid_at: dt.datetime | None = None) -> Invo
 
     Raises :class:`InvoiceNotFound` or :class:`InvoiceStateError` (already paid, void).
     """
-    when = _as_utc(paid_at) or utcnow()
+    when = as_utc(paid_at) or utcnow()
     with transaction(engine) as session:
         changed = session.execute(
             update(Invoice)
@@ -72,7 +72,7 @@ def void(
     reason = (reason or "").strip()
     if not reason:
         raise ValueError("a reason is required to void an invoice")
-    when = _as_utc(voided_at) or utcnow()
+    when = as_utc(voided_at) or utcnow()
     with transaction(engine) as session:
         invoice = session.execute(
             select(Invoice).where(Invoice.number == number).with_for_update(key_share=True)

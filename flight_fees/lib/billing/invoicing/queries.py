@@ -18,9 +18,9 @@ from flight_fees.lib.billing.invoicing.states import (
     InvoiceNotFound,
     InvoicingError,
     Period,
-    _as_utc,
     _sum_by_key,
 )
+from flight_fees.lib.core.timeutil import as_utc
 from flight_fees.lib.db.models import (
     INVOICE_STATUSES,
     CreditNote,
@@ -288,7 +288,7 @@ def _credit_note(session: Session, invoice_id: int) -> CreditNoteInfo | None:
     ).one_or_none()
     if row is None:
         return None
-    return CreditNoteInfo(row.number, row.amount, row.currency, row.reason, _as_utc(row.created_at))
+    return CreditNoteInfo(row.number, row.amount, row.currency, row.reason, as_utc(row.created_at))
 
 
 def _detail(session: Session, number: str) -> InvoiceDetail:
@@ -305,8 +305,8 @@ def _detail(session: Session, number: str) -> InvoiceDetail:
     lines = []
     for row in rows:
         values = dict(row._mapping)
-        values["entry_time"] = _as_utc(values["entry_time"])
-        values["exit_time"] = _as_utc(values["exit_time"])
+        values["entry_time"] = as_utc(values["entry_time"])
+        values["exit_time"] = as_utc(values["exit_time"])
         lines.append(InvoiceLine(**values))
     return InvoiceDetail(
         invoice=summary,
@@ -477,8 +477,8 @@ def _summary_query() -> Select:  # type: ignore[type-arg]
 
 def _summary(row: object) -> InvoiceSummary:
     values = dict(row._mapping)  # type: ignore[attr-defined]
-    values["paid_at"] = _as_utc(values["paid_at"])
-    values["voided_at"] = _as_utc(values["voided_at"])
+    values["paid_at"] = as_utc(values["paid_at"])
+    values["voided_at"] = as_utc(values["voided_at"])
     return InvoiceSummary(**values)
 
 
@@ -537,7 +537,7 @@ def _voided_invoices(
             issue_date=row.issue_date,
             total_amount=row.total_amount,
             currency=row.currency,
-            voided_at=_as_utc(row.voided_at),
+            voided_at=as_utc(row.voided_at),
             credit_note_number=row.credit_note_number,
         )
         for row in session.execute(stmt)

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import ClassVar, Final
 
 from flight_fees.lib.core.money import CategorizedError
-from flight_fees.lib.db.engine import as_utc
 
 PENDING: Final = "PENDING"
 
@@ -61,14 +60,6 @@ class InvoiceStateError(InvoicingError, ValueError):
         self.number = number
         self.status = status
         self.action = action
-
-
-def _as_utc(value: dt.datetime | str | None) -> dt.datetime | None:
-    """:func:`~flight_fees.lib.db.engine.as_utc`, text included (SQLite server-default
-    timestamps may come back as text)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return as_utc(value)
 
 
 def _sum_by_key(amounts: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:

@@ -36,15 +36,12 @@ from flight_fees.lib.core.money import (
     normalize_currency,
     to_decimal,
 )
+from flight_fees.lib.core.timeutil import next_month
 
 __all__ = ["load_unit_rates_csv"]
 
 _REQUIRED: Final = ("zone", "month", "rate", "currency")
 _MONTH_RE: Final = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def _next_month(day: date) -> date:
-    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
 
 
 def load_unit_rates_csv(path: str | Path, tariffs: Tariffs) -> Tariffs:
@@ -132,7 +129,7 @@ def load_unit_rates_csv(path: str | Path, tariffs: Tariffs) -> Tariffs:
             template,
             version=label,
             valid_from=start,
-            valid_to=_next_month(start),
+            valid_to=next_month(start),
             currency=currency,
             formula=replace(template.formula, unit_rate=rate),
             sample=False,
