@@ -82,3 +82,16 @@ def billed_demo_fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest
     bill_demo(engine, tmp_path_factory.mktemp("demo_home"), invoice_on=dt.date(2026, 10, 31))
     yield engine
     engine.dispose()
+
+
+def table_dump(engine: Engine) -> str:
+    """Every row of the billing tables an analysis must not touch (fee lines, invoices,
+    flights, credit notes, document counters), as text: equal dumps, identical tables."""
+    from sqlalchemy import text
+
+    out = []
+    with engine.connect() as conn:
+        for table in ("fee_lines", "invoices", "flights", "credit_notes", "document_counters"):
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2")).all()
+            out.append(f"{table}: {[tuple(r) for r in rows]!r}")
+    return "\n".join(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -49,6 +50,16 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     :data:`EXIT_USAGE` (2) for bad input on the command line. No traceback."""
     err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def parse_day(value: str, option: str) -> dt.date:
+    """A UTC day given as ``YYYY-MM-DD`` to ``option`` (a usage error otherwise)."""
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=f"'{option}'"
+        ) from None
 
 
 def usage_error(exc: Any) -> NoReturn:

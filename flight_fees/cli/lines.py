@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flight_fees.cli.common import fail, open_engine, wide_console
+from flight_fees.cli.common import fail, open_engine, parse_day, wide_console
 
 FlightOption = Annotated[str | None, typer.Option("--flight", help="Flight id.")]
 CallsignOption = Annotated[str | None, typer.Option("--callsign", help="Callsign.")]
@@ -44,14 +44,7 @@ def line_filters(
     from flight_fees.lib.ops.queue import QueueError, parse_flight_id
 
     def day(value: str | None, option: str) -> dt.date | None:
-        if value is None:
-            return None
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            raise typer.BadParameter(
-                f"{value!r} is not a date (YYYY-MM-DD)", param_hint=f"'{option}'"
-            ) from None
+        return None if value is None else parse_day(value, option)
 
     try:
         flight_id = parse_flight_id(flight) if flight is not None else None

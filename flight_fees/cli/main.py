@@ -93,6 +93,16 @@ COMMANDS: dict[str, LazyCommand] = {
         "lines_command",
         "Search fee lines by flight, callsign, registration, customer, zone, day, invoice, status.",
     ),
+    "verify": LazyCommand(
+        "flight_fees.cli.verify",
+        "verify_command",
+        "Verify an authority's route-charges bill against our tracks and fee lines.",
+    ),
+    "reprice": LazyCommand(
+        "flight_fees.cli.reprice",
+        "reprice_command",
+        "Reprice a past period's fee lines under other tariffs, unit rates or FX (no writes).",
+    ),
     "db": LazyCommand(
         "flight_fees.cli.commands", "db_app", "The billing database (migrations).", group=True
     ),

@@ -13,6 +13,8 @@ invoice and credit-note documents, processing logs.
 (``flight_fees.lib.documents.invoices``)
 ``GET /credit-notes/{number}.html`` / ``.pdf``  credit-note document
 ``GET /logs/`` / ``GET /logs/{name}.json``      processing logs (``<home>/processing_logs``)
+``GET /reports/{name}.html``                    analysis reports: bill verification, repricing
+                                                (``<home>/reports``)
 ``GET /static/...``                             Leaflet, basemap, map script (package files)
 =============================================  ==============================================
 
@@ -405,6 +407,15 @@ def create_document_app(
             return _not_found("no such processing log")
         return Response(data, media_type="application/json")
 
+    async def report_file(request: Request) -> Response:
+        try:
+            target = confined_path(paths.home / "reports", request.path_params["name"])
+        except PathRefused as exc:
+            return _not_found(str(exc))
+        if target.suffix != ".html" or not target.is_file():
+            return _not_found("no such report")
+        return _html(target.read_text(encoding="utf-8"))
+
     def document_route(kind: str) -> Route:
         async def endpoint(request: Request) -> Response:
             request.path_params["kind"] = kind
@@ -424,6 +435,7 @@ def create_document_app(
         document_route("credit-notes"),
         Route("/logs/", logs, methods=["GET"]),
         Route("/logs/{name}", log_file, methods=["GET"]),
+        Route("/reports/{name}", report_file, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(SecurityHeadersMiddleware)

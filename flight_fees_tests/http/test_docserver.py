@@ -131,6 +131,21 @@ def test_processing_logs_and_no_path_leaves_its_root(app, home):
     assert _raw_status(app, "/logs/20260105T100000Z_batch-1.json") == 200
 
 
+def test_analysis_reports_are_served_from_their_folder_only(app, home):
+    from flight_fees.lib.documents.links import report_url
+    from flight_fees.lib.documents.reports import write_report
+
+    written = write_report(home, "verification", "bill 2026/10", "<h1>findings</h1>")
+    assert written.parent == home / "reports" and " " not in written.name
+    client = TestClient(app)
+    page = client.get(report_url(written, base="http://testserver"))
+    assert page.status_code == 200 and "<h1>findings</h1>" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    for path in ("/reports/../billing-secret.txt", "/reports/.hidden.html",
+                 "/reports/%2e%2e%2fbilling-secret.txt", "/reports/missing.html"):  # fmt: skip
+        assert _raw_status(app, path) == 404, path
+
+
 def test_confined_path(home):
     logs = Paths(home).logs
     assert confined_path(logs, "20260105T100000Z_batch-1.json").parent == logs.resolve()

@@ -8,27 +8,16 @@ import json
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, text
 
 from flight_fees.lib.charging.repricing import read_fee_lines, reprice_period
 from flight_fees.lib.charging.scenario import current_pricing, scenario_pricing
 from flight_fees.lib.core.money import quantize
 from flight_fees.lib.documents.links import flight_map_url
 from flight_fees.lib.documents.reports import reprice_html
-from flight_fees_tests.billed_demo import billed_demo_fixture  # noqa: F401 - fixture billed_demo_db
+from flight_fees_tests.billed_demo import billed_demo_fixture, table_dump  # noqa: F401 - fixture billed_demo_db
 
 START, END = dt.date(2026, 10, 27), dt.date(2026, 10, 28)
 ZONE = "LF"
-
-
-def dump(engine: Engine) -> str:
-    """Every row of the billing tables a repricing must not touch, as text."""
-    out = []
-    with engine.connect() as conn:
-        for table in ("fee_lines", "invoices", "flights", "credit_notes", "document_counters"):
-            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2")).all()
-            out.append(f"{table}: {[tuple(r) for r in rows]!r}")
-    return "\n".join(out)
 
 
 @pytest.fixture
@@ -48,14 +37,14 @@ def _raised_rates(tmp_path, tariffs, factor: Decimal):
 
 
 def test_a_zone_rate_raised_by_ten_percent_changes_exactly_its_lines(billed, tmp_path):
-    before = dump(billed)
+    before = table_dump(billed)
     current = current_pricing()
     csv_path, version = _raised_rates(tmp_path, current.tariffs, Decimal("1.1"))
     scenario = scenario_pricing(unit_rates_csv=csv_path)
 
     report = reprice_period(billed, START, END, scenario, current=current)
 
-    assert dump(billed) == before  # fee lines, invoices, flights: identical
+    assert table_dump(billed) == before  # fee lines, invoices, flights: identical
     stored = read_fee_lines(billed, day_from=START, day_to=END)
     assert len(report.lines) == len(stored) > 0
     assert stored["invoice"].notna().any()  # invoiced lines are repriced too (read only)
@@ -103,7 +92,7 @@ def test_a_zone_rate_raised_by_ten_percent_changes_exactly_its_lines(billed, tmp
 
 
 def test_a_scenario_that_cannot_price_a_flight_reports_it_without_writing(billed, tmp_path):
-    before = dump(billed)
+    before = table_dump(billed)
     tariffs = tmp_path / "tariffs.yaml"
     tariffs.write_text(  # only one zone: every flight crossing another one fails
         "schema_version: 1\nzones:\n  LF:\n    name: France\n    tariff_id: LF\n"
@@ -113,7 +102,7 @@ def test_a_scenario_that_cannot_price_a_flight_reports_it_without_writing(billed
         "deduction_per_movement: 20, weight_divisor_t: 50, weight_exponent: 0.5}\n"
     )
     report = reprice_period(billed, START, END, scenario_pricing(tariffs_path=tariffs))
-    assert dump(billed) == before
+    assert table_dump(billed) == before
     assert report.failures and all("no_tariff" in m for m in report.failures.values())
     failed = report.lines[report.lines["failure"].notna()]
     assert set(failed["flight_id"]) == set(report.failures)
