@@ -26,6 +26,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 help:
 	@echo "make demo   - install into .venv, seed the embedded demo data, run the pipeline end to end"
+	@echo "              (a home with data is kept; make demo RESET=1 deletes it first, listing what)"
 	@echo "make test   - the whole test suite (SQLite and PostgreSQL)"
 	@echo "make dev    - the Dagster UI on http://127.0.0.1:3000 + documents/maps on http://127.0.0.1:$(SERVE_PORT)"
 	@echo "make bench  - crossing-engine benchmark (not part of make test)"
@@ -52,8 +53,10 @@ $(DAGSTER_HOME)/dagster.yaml: $(INSTANCE_YAML)
 	mkdir -p $(DAGSTER_HOME)
 	cp $(INSTANCE_YAML) $(DAGSTER_HOME)/dagster.yaml
 
+# RESET=1: delete the embedded database, track store and outputs first (listed); without it a
+# home that holds data is kept and summarised
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/flight-fees demo
+	$(BIN)/flight-fees demo $(if $(filter 1 yes true,$(RESET)),--reset)
 
 test: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check flight_fees flight_fees_tests benchmarks scripts

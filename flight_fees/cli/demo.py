@@ -1,18 +1,26 @@
 """``flight-fees demo``: seed the embedded demo data and run the pipeline end to end through
-Dagster (queue claim -> process_flights per day -> consolidate_invoices -> overdue sweep)."""
+Dagster (queue claim -> process_flights per day -> consolidate_invoices -> overdue sweep).
+
+A home that already holds data is kept: the command says what is there, prints its summary
+and the command that starts again (``--reset``, which lists what it deletes)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from decimal import Decimal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from flight_fees.cli.common import EXIT_USAGE, err_console, fail, wide_console
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from flight_fees.lib.core.settings import Paths
+    from flight_fees.lib.ops.demo_home import DemoHomeState, HomePlace
 
 console = wide_console(soft_wrap=True)  # paths stay copyable
 
@@ -29,9 +37,13 @@ def demo_command(
     ] = DEMO_START.isoformat(),
     days: Annotated[int, typer.Option(help="Number of days with flights.")] = DEMO_DAYS,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers).")] = 7,
-    fresh: Annotated[
-        bool, typer.Option(help="Start from an empty embedded database and store.")
-    ] = True,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            help="Delete the embedded database, track store and pipeline outputs of the home "
+            "first (listed); without it, a home that holds data is kept as it is."
+        ),
+    ] = False,
 ) -> None:
     """Seed demo data (tracks, FIRs, customers, aircraft, tariffs, FX) and run the pipeline."""
     import os
@@ -49,6 +61,7 @@ def demo_command(
     from flight_fees.lib.db import make_engine, upgrade
     from flight_fees.lib.ops.claims import group_by_day
     from flight_fees.lib.ops.demo import generate_demo, write_track_store
+    from flight_fees.lib.ops.demo_home import demo_home_state, reset_demo_home
     from flight_fees.lib.ops.queue import FlightQueue
     from flight_fees.lib.ops.registry import load_aircraft, load_customers
 
@@ -59,16 +72,30 @@ def demo_command(
     except ValueError:
         fail(f"--start: not a date: {start!r}", EXIT_USAGE)
     p = paths()
-    if fresh:
-        for target in (p.home / "billing.db", p.home / "billing.db-wal", p.home / "billing.db-shm"):
-            target.unlink(missing_ok=True)
-        for folder in (p.tracks, p.maps, p.invoices, p.home / "work"):
-            shutil.rmtree(folder, ignore_errors=True)
+    console.rule("[bold]flight_fees demo")
+    if reset:
+        _print_reset(reset_demo_home(p))
+        console.print(
+            f"[RESET] kept: the Dagster instance {ensure_dagster_home()} "
+            "(earlier runs stay listed in the UI)"
+        )
+    else:
+        state = demo_home_state(p)
+        if state.has_data:
+            _print_kept(state)
+            engine = make_engine()
+            upgrade(engine)  # a kept database is migrated like `make dev` does; no data changes
+            _print_summary(engine, *_flight_counts(engine))
+            _print_locations(p, _first_flight_day(engine) or start_day, ensure_dagster_home())
+            console.print(
+                "To start again from an empty home (the places above are deleted): "
+                "[bold]make demo RESET=1[/bold] or [bold]flight-fees demo --reset[/bold]"
+            )
+            return
     dagster_home = ensure_dagster_home()
     engine = make_engine()
     upgrade(engine)
 
-    console.rule("[bold]flight_fees demo")
     data = generate_demo(n_flights=flights, start_day=start_day, n_days=days, seed=seed)
     write_track_store(data.tracks, p.tracks)
     load_customers(engine, data.customers)
@@ -150,10 +177,77 @@ def demo_command(
         err_console.print(f"[red]overdue sweep failed:[/red] {run_failure_message(sweep)}")
 
     _print_summary(engine, billed, failed)
+    _print_locations(p, start_day, dagster_home)
+    if billed == 0:
+        fail("the demo billed no flight")
+    if unplaced:
+        err_console.print(f"{len(unplaced)} flight(s) could not be dated")
+
+
+def _size(n_bytes: int) -> str:
+    if n_bytes < 1024:
+        return f"{n_bytes} B"
+    if n_bytes < 1024**2:
+        return f"{n_bytes / 1024:,.1f} KB"
+    return f"{n_bytes / 1024**2:,.1f} MB"
+
+
+def _describe(place: HomePlace) -> str:
+    """``<path>: 60 flights, 333 fee_lines (672.0 KB)`` or ``<path>: 7 files (3.2 MB)``."""
+    if place.rows:
+        what = ", ".join(f"{n:,} {table}" for table, n in place.rows.items())
+    else:
+        what = f"{place.files:,} file(s)"
+    return f"  {place.path}: {what} ({_size(place.bytes)})"
+
+
+def _print_kept(state: DemoHomeState) -> None:
+    console.print(
+        "[DEMO] the home already holds data; kept as it is (nothing seeded, no run; "
+        "--flights/--start/--days/--seed apply to a new demo, with --reset):"
+    )
+    for place in state.reset:
+        if place.has_data:
+            console.print(_describe(place))
+
+
+def _print_reset(deleted: DemoHomeState) -> None:
+    gone = [place for place in deleted.reset if place.has_data]
+    if not gone:
+        console.print("[RESET] nothing to delete: the home holds no data")
+    else:
+        console.print("[RESET] deleted:")
+        for place in gone:
+            console.print(_describe(place))
+    kept = [place for place in deleted.kept if place.has_data]
+    if kept:
+        console.print("[RESET] kept (configuration and caches, not demo data):")
+        for place in kept:
+            console.print(_describe(place))
+
+
+def _flight_counts(engine: Engine) -> tuple[int, int]:
+    """Flights billed, and not billed, in the database."""
+    from flight_fees.lib.db.models import Flight
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(Flight.status, func.count()).group_by(Flight.status)).all()
+    counts = {status: int(n) for status, n in rows}
+    return counts.pop("billed", 0), sum(counts.values())
+
+
+def _first_flight_day(engine: Engine) -> dt.date | None:
+    from flight_fees.lib.db.models import Flight
+
+    with engine.connect() as conn:
+        return conn.execute(select(func.min(Flight.flight_date))).scalar_one()
+
+
+def _print_locations(p: Paths, first_day: dt.date, dagster_home: Path) -> None:
     from flight_fees.lib.documents.links import day_maps_url
 
     console.print(
-        f"maps:      {day_maps_url(start_day)} (on demand; `make dev` or `flight-fees serve`)"
+        f"maps:      {day_maps_url(first_day)} (on demand; `make dev` or `flight-fees serve`)"
     )
     console.print(f"invoices:  {p.invoices}")
     console.print(f"logs:      {p.logs}")
@@ -161,10 +255,6 @@ def demo_command(
         f"dagster:   runs recorded in {dagster_home}; open the UI with [bold]make dev[/bold]"
         " (http://127.0.0.1:3000)"
     )
-    if billed == 0:
-        fail("the demo billed no flight")
-    if unplaced:
-        err_console.print(f"{len(unplaced)} flight(s) could not be dated")
 
 
 def _print_summary(engine: Engine, billed: int, failed: int) -> None:

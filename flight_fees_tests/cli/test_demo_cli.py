@@ -73,3 +73,71 @@ def test_process_requires_ids_or_a_day(dagster_home):
     result = runner.invoke(app, ["process"])
     assert result.exit_code == 2
     assert "give flight ids" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # two demos (each seeds, bills and invoices through Dagster runs)
+def test_a_second_demo_keeps_the_data_and_reset_starts_over(dagster_home):
+    import dagster as dg
+
+    from flight_fees.lib.ops.queue import FlightQueue
+
+    args = ["demo", "--flights", "3", "--start", "2026-10-30", "--days", "1", "--seed", "3"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    engine = make_engine()
+
+    def billing_state():
+        with engine.connect() as conn:
+            lines = conn.execute(select(func.count()).select_from(FeeLine)).scalar_one()
+            invoices = conn.execute(
+                select(Invoice.number, Invoice.total_amount).order_by(Invoice.number)
+            ).all()
+        return lines, invoices
+
+    def store_files():
+        return {(str(f), f.stat().st_mtime_ns) for f in paths().home.rglob("*") if f.is_file()} - {
+            (str(f), f.stat().st_mtime_ns) for f in paths().home.glob("billing.db*")
+        }
+
+    lines, invoices = billing_state()
+    files = store_files()
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs_count()
+    assert lines > 0 and runs > 0
+
+    # again: nothing deleted, seeded or run; it says what the home holds and how to reset
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "already holds data; kept as it is" in again.output
+    assert f"{lines} fee_lines" in again.output and "3 flights" in again.output
+    assert "make demo RESET=1" in again.output and "flight-fees demo --reset" in again.output
+    match = re.search(r"flights billed: (\d+)\s+failed: (\d+)\s+fee lines: (\d+)", again.output)
+    assert match and (int(match.group(1)), int(match.group(3))) == (3, lines)
+    assert billing_state() == (lines, invoices) and store_files() == files
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_runs_count() == runs
+
+    # --reset lists what it deletes (with the rows counted), then runs the demo on an empty home
+    FlightQueue(engine).enqueue([999])  # a row the demo never writes
+    engine.dispose()  # no pooled connection to the file being deleted: later reads see the new
+    n_tracks = len(list(paths().tracks.rglob("*.parquet")))
+    reset = runner.invoke(app, [*args, "--reset"])
+    assert reset.exit_code == 0, reset.output
+    deleted = reset.output.split("[RESET] deleted:")[1].split("[RESET] kept")[0]
+    assert f"{paths().home / 'billing.db'}: " in deleted
+    assert "1 flight_processing_queue" in deleted and f"{lines} fee_lines" in deleted
+    assert f"{paths().tracks}: {n_tracks} file(s)" in deleted
+    assert f"{paths().invoices}: " in deleted
+    assert billing_state() == (lines, invoices)  # same seed, same numbers (invoices from 000001)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                select(func.count())
+                .select_from(FlightQueueItem)
+                .where(FlightQueueItem.flight_id == 999)
+            ).scalar_one()
+            == 0
+        )
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_runs_count() > runs
