@@ -1,0 +1,1 @@
+"""Bill verification and what-if repricing: read-only analyses of the billing database."""
