@@ -250,3 +250,35 @@ def test_a_bad_bill_names_every_bad_value(tmp_path):
     (tmp_path / "short.csv").write_text("date,zone\n")
     with pytest.raises(BillError, match="missing column"):
         read_bill(tmp_path / "short.csv")
+
+
+def test_fx_and_exemption_causes(billed, tmp_path):
+    engine, lines = billed
+    rows = clean_bill(lines)
+    gbp = [k for k, c in enumerate(lines["billing_currency"]) if c == "GBP"]
+    assert len(gbp) >= 2
+    for k in gbp:  # the GBP customer's lines billed in GBP, with the FX rate applied
+        rows[k].update(
+            amount=lines.loc[k, "billing_amount"].quantize(Decimal("0.01")),
+            currency="GBP",
+            fx_rate=lines.loc[k, "fx_rate"].normalize(),
+        )
+    wrong_fx, exempt = gbp[0], next(k for k in gbp[1:] if lines.loc[k, "local_amount"] > 0)
+    rate = lines.loc[wrong_fx, "fx_rate"] + Decimal("0.05")
+    rows[wrong_fx].update(
+        fx_rate=rate.normalize(),
+        amount=(lines.loc[wrong_fx, "local_amount"] * rate).quantize(Decimal("0.01")),
+    )
+    rows[exempt]["amount"] = Decimal("0.00")  # the authority charges nothing
+    path = write_bill(tmp_path / "bill.csv", rows, fields=(*FIELDS, "fx_rate"))
+    found = verify_bill(engine, read_bill(path), current_pricing()).findings
+    assert [(f.line, f.cause, f.currency) for f in found] == sorted(
+        [(wrong_fx + 1, "fx", "GBP"), (exempt + 1, "exemption", "GBP")]
+    )
+    by_cause = {f.cause: f for f in found}
+    assert by_cause["exemption"].difference == -lines.loc[exempt, "billing_amount"].quantize(
+        Decimal("0.01")
+    )
+    assert by_cause["fx"].expected_amount == lines.loc[wrong_fx, "billing_amount"].quantize(
+        Decimal("0.01")
+    )
