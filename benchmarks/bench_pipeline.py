@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark of the billing pipeline end to end, four paths side by side (``make bench-pipeline``).
+"""Benchmark of the billing pipeline end to end, paths side by side (``make bench-pipeline``).
 
 ``--flights`` synthetic flights (default 10,000) of ONE UTC day (``--day``) are generated with
 ``flight_fees.lib.ops.demo.generate_demo`` in batches of ``--batch`` flights (bounded memory; flight
@@ -21,7 +21,11 @@ own session so that CPU and memory are those of its whole process tree:
   (``flight_queue_sensor`` claims every 30 s, the run queue launches ``process_flights`` runs)
   until the queue is empty and every fee line of the library path exists (or no flight is
   queued / processing and every flight is billed or failed), bounded by ``--timeout``; the
-  daemon then gets SIGTERM, SIGKILL after a grace period, and no process of its tree survives.
+  daemon then gets SIGTERM, SIGKILL after a grace period, and no process of its tree survives;
+- ``celery_1`` / ``celery_2``: the production path in scale-out mode (FLIGHT_FEES_EXECUTOR=celery:
+  the sensor requests ``process_flights_celery``), with 1 or 2 Celery workers of one process
+  each (RabbitMQ and Redis of ``FLIGHT_FEES_CELERY_BROKER`` / ``_BACKEND``, default 127.0.0.1;
+  a broker queue of the path's own) started beside the daemon, in its measured tree.
 
 Per path: wall seconds, flights/min, CPU ms per flight (user + sys of the whole tree: this
 process is a child subreaper, so every descendant is reaped here or by a reaped parent and
@@ -63,7 +67,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PATHS = ("read", "library", "in_process", "production")
+PATHS = ("read", "library", "in_process", "production", "celery_1", "celery_2")
+#: paths run by dagster-daemon over the enqueued flights, until they are billed
+DAEMON_PATHS = ("production", "celery_1", "celery_2")
+#: Celery paths: number of worker processes (one task each)
+CELERY_WORKERS = {"celery_1": 1, "celery_2": 2}
 DEFAULT_DAY = "2026-10-26"
 DEFAULT_CACHE = ROOT / "benchmarks" / "out" / "pipeline-cache"
 DEFAULT_CHUNK = 1_000
@@ -462,6 +470,9 @@ def prepare_path(
     dagster_home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {**env0, "FLIGHT_FEES_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    if name in CELERY_WORKERS:
+        env["FLIGHT_FEES_EXECUTOR"] = "celery"
+        env["FLIGHT_FEES_CELERY_QUEUE"] = f"bench_pipeline_{os.getpid()}_{name}"
     pg_database = None
     if args.database_url:
         pg_database = f"bench_pipeline_{name}_{os.getpid()}"
@@ -475,7 +486,7 @@ def prepare_path(
         upgrade(engine)
         load_customers(engine, pd.read_parquet(data / "customers.parquet"))
         load_aircraft(engine, pd.read_parquet(data / "aircraft.parquet"))
-        if name == "production":
+        if name in DAEMON_PATHS:
             FlightQueue(engine).enqueue(day_flight_ids(args), flight_date=args.day_date)
     finally:
         engine.dispose()
@@ -716,7 +727,25 @@ def path_command(name: str, args: argparse.Namespace, result_file: Path) -> list
         ]
     if name == "in_process":
         return [str(BIN / "flight-fees"), "process", "--day", args.day]
-    return [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")]
+    daemon = [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")]
+    if name not in CELERY_WORKERS:
+        return daemon
+    # the workers in the background, then the daemon in place of the shell: one measured tree
+    worker = (
+        f'"{BIN / "celery"}" -A flight_fees.celery_app worker -Q "$FLIGHT_FEES_CELERY_QUEUE" '
+        "-c 1 --prefetch-multiplier=1 -l WARNING"
+    )
+    starts = "".join(f"{worker} -n bench{i}-$$@%h & " for i in range(CELERY_WORKERS[name]))
+    return ["sh", "-c", starts + "exec " + " ".join(f'"{a}"' for a in daemon)]
+
+
+def delete_celery_queue(queue: str) -> None:
+    from kombu import Connection
+
+    from flight_fees.defs.processing.scaleout import celery_config
+
+    with contextlib.suppress(Exception), Connection(celery_config()["broker"]) as conn:
+        conn.default_channel.queue_delete(queue)
 
 
 def run_path(
@@ -734,7 +763,7 @@ def run_path(
         penv = prepare_path(name, args, data, work, env0)
         result_file = penv.home / "child-result.json"
         log = penv.home / f"{name}.log"
-        if name == "production":
+        if name in DAEMON_PATHS:
             done = production_done(penv.url, args.flights, expected_lines)
         print(f"\n[{name}] {' '.join(path_command(name, args, result_file))}", flush=True)
         measured = run_measured(
@@ -754,7 +783,7 @@ def run_path(
         tail = _tail(log)
         if measured.timed_out:
             result.error = f"timed out after {args.timeout:.0f} s; log {log}:\n{tail}"
-        elif name == "production":
+        elif name in DAEMON_PATHS:
             if not measured.reached:
                 result.error = (
                     f"dagster-daemon exited ({measured.returncode}) before every flight was "
@@ -790,6 +819,8 @@ def run_path(
         result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     finally:
         if penv is not None:
+            if name in CELERY_WORKERS:
+                delete_celery_queue(penv.env["FLIGHT_FEES_CELERY_QUEUE"])
             if penv.pg_database and not args.keep:
                 try:
                     drop_pg_database(args.database_url, penv.pg_database)
@@ -900,6 +931,21 @@ def report(
         f"in_process/library {ratio('in_process', 'library')}, "
         f"production/library {ratio('production', 'library')}"
     )
+    if any(figs.get(k) for k in CELERY_WORKERS):
+        print(
+            f"Celery: celery_2/celery_1 {ratio('celery_2', 'celery_1')} (2 workers / 1, on "
+            f"{os.cpu_count()} cores), celery_1/production {ratio('celery_1', 'production')}, "
+            f"celery_2/production {ratio('celery_2', 'production')}"
+        )
+        for k in CELERY_WORKERS:
+            f = figs.get(k)
+            if f:
+                per_day = 86_400_000.0 / f["cpu_ms_per_flight"]
+                print(
+                    f"  {k}: {f['cpu_ms_per_flight']:.1f} ms CPU per flight (whole tree: "
+                    f"daemon, code server, run workers, Celery workers) = {per_day:,.0f} "
+                    "flights/day per fully busy core"
+                )
     print(f"replaced system: {REPLACED_S_PER_FLIGHT} s per flight = {replaced:.1f} flights/min")
     print("goals (measured / goal):")
     lib, prod = figs.get("library"), figs.get("production")
