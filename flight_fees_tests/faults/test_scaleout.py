@@ -18,12 +18,14 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
 import pytest
+from dagster import DagsterEventType as Event
 from sqlalchemy import create_engine, text
 
 from flight_fees.defs.processing.scaleout import CELERY_JOB, IN_PROCESS_JOB, celery_config
@@ -98,36 +100,45 @@ def _delete_queue(broker: str, queue: str) -> None:
         conn.default_channel.queue_delete(queue)
 
 
+CeleryStack = tuple[Stack, list[Service]]
+
+
 @pytest.fixture
-def celery_stack(
+def start_celery_stack(
     make_stack: Any, broker_and_backend: dict[str, Any]
-) -> Iterator[tuple[Stack, list[Service]]]:
-    """A stack whose queue sensor requests ``process_flights_celery``, with a code server, a
-    daemon and two Celery workers of one process each (``scripts/prod_service.sh worker``) on
-    a broker queue of its own."""
-    queue = f"flight_fees_test_{uuid.uuid4().hex[:12]}"
-    stack = make_stack(
-        FLIGHT_FEES_EXECUTOR="celery",
-        FLIGHT_FEES_CELERY_QUEUE=queue,
-        FLIGHT_FEES_WORKER_CONCURRENCY="1",
-        **LEASE,
-    )
-    production_start_timeout(stack)
-    stack.start("code-server")
-    stack.start("daemon")
-    workers = [stack.start("worker") for _ in range(2)]
-    for worker in workers:
+) -> Iterator[Callable[..., CeleryStack]]:
+    """``start_celery_stack(**env)``: a stack whose queue sensor requests
+    ``process_flights_celery``, started: a code server, a daemon and two Celery workers of one
+    process each (``scripts/prod_service.sh worker``) on a broker queue of its own (deleted
+    afterwards; ``make_stack`` kills the services)."""
+    queues: list[str] = []
 
-        def ready(worker: Service = worker) -> bool:
-            if not worker.alive():
-                raise RuntimeError(f"Celery worker exited:\n{worker.tail()}")
-            return b" ready." in worker.log.read_bytes()
+    def start(**env: str) -> CeleryStack:
+        queues.append(f"flight_fees_test_{uuid.uuid4().hex[:12]}")
+        stack = make_stack(
+            FLIGHT_FEES_EXECUTOR="celery",
+            FLIGHT_FEES_CELERY_QUEUE=queues[-1],
+            FLIGHT_FEES_WORKER_CONCURRENCY="1",
+            **LEASE,
+            **env,
+        )
+        production_start_timeout(stack)
+        stack.start("code-server")
+        stack.start("daemon")
+        workers = [stack.start("worker") for _ in range(2)]
+        for worker in workers:
 
-        wait_until(ready, 90, f"{worker.name} ready", every_s=0.3)
-    yield stack, workers
-    for worker in workers:
-        worker.signal_group(signal.SIGKILL)
-    _delete_queue(broker_and_backend["broker"], queue)
+            def ready(worker: Service = worker) -> bool:
+                if not worker.alive():
+                    raise RuntimeError(f"Celery worker exited:\n{worker.tail()}")
+                return b" ready." in worker.log.read_bytes()
+
+            wait_until(ready, 90, f"{worker.name} ready", every_s=0.3)
+        return stack, workers
+
+    yield start
+    for queue in queues:
+        _delete_queue(broker_and_backend["broker"], queue)
 
 
 def worker_name(worker: Service) -> str:
@@ -224,9 +235,10 @@ def instigator_ticks(stack: Stack, name: str) -> list[Any]:
     ]
 
 
-def event_types(stack: Stack, run_id: str) -> list[str]:
+def event_types(stack: Stack, run_id: str) -> list[Any]:
+    """The run's Dagster event types, in order."""
     return [
-        e.dagster_event.event_type_value
+        e.dagster_event.event_type
         for e in stack.instance().all_logs(run_id)
         if e.dagster_event is not None
     ]
@@ -265,8 +277,8 @@ def test_dagster_instance_on_postgres(make_stack: Any, fault_day: FaultDay) -> N
         if run.run_id not in billed_by:
             continue
         events = event_types(stack, run.run_id)
-        assert events.index("RUN_ENQUEUED") < events.index("RUN_DEQUEUED")
-        assert events.index("RUN_DEQUEUED") < events.index("RUN_SUCCESS")
+        assert events.index(Event.RUN_ENQUEUED) < events.index(Event.RUN_DEQUEUED)
+        assert events.index(Event.RUN_DEQUEUED) < events.index(Event.RUN_SUCCESS)
 
     # sensor ticks: the runs were requested by ticks of flight_queue_sensor
     sensor_ticks = instigator_ticks(stack, "flight_queue_sensor")
@@ -289,7 +301,7 @@ def test_dagster_instance_on_postgres(make_stack: Any, fault_day: FaultDay) -> N
         "the scheduled runs succeeded",
     )
     for run_id in scheduled:
-        assert "RUN_ENQUEUED" in event_types(stack, run_id)
+        assert Event.RUN_ENQUEUED in event_types(stack, run_id)
 
     # and it is PostgreSQL that holds them: the instance database's own tables
     url = os.environ["DAGSTER_POSTGRES_URL"]
@@ -315,12 +327,12 @@ def test_dagster_instance_on_postgres(make_stack: Any, fault_day: FaultDay) -> N
 
 @pytest.mark.timeout(900)
 def test_two_celery_workers_bill_a_day_like_in_process(
-    celery_stack: tuple[Stack, list[Service]], fault_day: FaultDay
+    start_celery_stack: Callable[..., CeleryStack], fault_day: FaultDay
 ) -> None:
     """FLIGHT_FEES_EXECUTOR=celery: the queue sensor requests ``process_flights_celery``; its
     steps run on the two Celery workers (both take steps, no step runs in the run worker), and
     the fee lines are those of the in-process run."""
-    stack, workers = celery_stack
+    stack, workers = start_celery_stack()
     with Watch(stack) as watch:
         enqueue(stack, fault_day)
         wait_billed(stack, fault_day, time.monotonic(), BOUND_S)
@@ -347,16 +359,13 @@ def test_two_celery_workers_bill_a_day_like_in_process(
     print(f"[scaleout] steps per Celery worker: {by_worker}")
 
 
-def _pause_hook(stack: Stack, step: str, moment: str, seconds: int) -> tuple[str, Any]:
-    path = stack.root / "pause_in_step"
-    path.write_text(f"{step}:{moment} {seconds}")
-    return str(path), path.with_suffix(".taken")
-
-
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("moment", ["before_lines", "after_lines"])
 def test_sigkill_of_a_celery_worker_mid_step(
-    make_stack: Any, broker_and_backend: dict[str, Any], fault_day: FaultDay, moment: str
+    start_celery_stack: Callable[..., CeleryStack],
+    fault_day: FaultDay,
+    tmp_path: Path,
+    moment: str,
 ) -> None:
     """A Celery worker SIGKILLed (its whole process group: a lost machine) while it executes a
     ``fee_lines`` step, before it wrote any fee line or after it wrote them all (the test hook
@@ -364,65 +373,45 @@ def test_sigkill_of_a_celery_worker_mid_step(
     RabbitMQ gives it to the other worker. Until then the flights without fee lines are still
     in the queue, held by the run; after it, the day is billed exactly like the fault-free run:
     no fee line lost, none duplicated, no attempt counted."""
-    queue = f"flight_fees_test_{uuid.uuid4().hex[:12]}"
-    stack = make_stack(
-        FLIGHT_FEES_EXECUTOR="celery",
-        FLIGHT_FEES_CELERY_QUEUE=queue,
-        FLIGHT_FEES_WORKER_CONCURRENCY="1",
-        **LEASE,
-    )
-    production_start_timeout(stack)
-    hook, taken = _pause_hook(stack, "fee_lines", moment, 40)
-    stack.env["FLIGHT_FEES_TEST_PAUSE_IN_STEP"] = hook
-    try:
-        stack.start("code-server")
-        stack.start("daemon")
-        workers = [stack.start("worker") for _ in range(2)]
-        for worker in workers:
-            wait_until(
-                lambda w=worker: b" ready." in w.log.read_bytes(), 90, f"{worker.name} ready"
-            )
-        with Watch(stack) as watch:
-            enqueue(stack, fault_day)
-            # the step holding the hook writes its pid into the taken file, then waits
-            paused = wait_until(
-                lambda: taken.exists() and taken.read_text().strip(), BOUND_S, "a paused step"
-            )
-            pid = int(paused)
-            (victim,) = [w for w in workers if pid in pool_pids([w])]
-            survivor = next(w for w in workers if w is not victim)
-            billed_before = {line[0] for line in fee_lines(stack.engine)}
-            victim.signal_group(signal.SIGKILL)
-            t0 = time.monotonic()
-            victim.wait_exit(30)
-            # nothing lost: every flight is billed (all its lines) or still in the queue
-            queued = {int(row.flight_id) for row in stack.queue_rows()}
-            billed = {line[0] for line in fee_lines(stack.engine)}
-            assert billed >= billed_before
-            assert not queued & billed
-            assert queued | billed == set(fault_day.flight_ids)
-            if moment == "before_lines":
-                assert queued  # the killed step's flights are still queued
-            recovery = wait_billed(stack, fault_day, t0, BOUND_S)
-        check_bill(stack, fault_day, watch)  # identical lines: 0 lost, 0 duplicated
-        assert stack.fee_line_count() == len(fault_day.lines)
-        assert not {f: a for f, a in watch.seen.max_attempts.items() if a}  # no attempt
-        # the killed step ran again, on the survivor; every other step ran once
-        runs = job_runs(stack, CELERY_JOB)
-        fee_steps = {
-            run.run_id: [
-                w for step, w in celery_executions(stack, run.run_id) if step == "fee_lines"
-            ]
-            for run in runs
-        }
-        assert sorted(fee_steps.values(), key=len)[-1] == [
-            worker_name(victim),
-            worker_name(survivor),
-        ], fee_steps
-        assert sorted(map(len, fee_steps.values())) == [1] * (len(runs) - 1) + [2]
-        wait_until(
-            lambda: all(run_status(stack, r.run_id) == "SUCCESS" for r in runs), 60, "runs done"
+    hook = tmp_path / "pause_in_step"
+    hook.write_text(f"fee_lines:{moment} 40")
+    taken = hook.with_suffix(".taken")
+    stack, workers = start_celery_stack(FLIGHT_FEES_TEST_PAUSE_IN_STEP=str(hook))
+    with Watch(stack) as watch:
+        enqueue(stack, fault_day)
+        # the step holding the hook writes its pid into the taken file, then waits
+        paused = wait_until(
+            lambda: taken.exists() and taken.read_text().strip(), BOUND_S, "a paused step"
         )
-        print(f"[scaleout] worker killed {moment}: billed again {recovery:.1f} s after the kill")
-    finally:
-        _delete_queue(broker_and_backend["broker"], queue)
+        pid = int(paused)
+        (victim,) = [w for w in workers if pid in pool_pids([w])]
+        survivor = next(w for w in workers if w is not victim)
+        billed_before = {line[0] for line in fee_lines(stack.engine)}
+        victim.signal_group(signal.SIGKILL)
+        t0 = time.monotonic()
+        victim.wait_exit(30)
+        # nothing lost: every flight is billed (all its lines) or still in the queue
+        queued = {int(row.flight_id) for row in stack.queue_rows()}
+        billed = {line[0] for line in fee_lines(stack.engine)}
+        assert billed >= billed_before
+        assert not queued & billed
+        assert queued | billed == set(fault_day.flight_ids)
+        if moment == "before_lines":
+            assert queued  # the killed step's flights are still queued
+        recovery = wait_billed(stack, fault_day, t0, BOUND_S)
+    check_bill(stack, fault_day, watch)  # identical lines: 0 lost, 0 duplicated
+    assert stack.fee_line_count() == len(fault_day.lines)
+    assert not {f: a for f, a in watch.seen.max_attempts.items() if a}  # no attempt
+    # the killed step ran again, on the survivor; every other step ran once
+    runs = job_runs(stack, CELERY_JOB)
+    fee_steps = {
+        run.run_id: [w for step, w in celery_executions(stack, run.run_id) if step == "fee_lines"]
+        for run in runs
+    }
+    assert sorted(fee_steps.values(), key=len)[-1] == [
+        worker_name(victim),
+        worker_name(survivor),
+    ], fee_steps
+    assert sorted(map(len, fee_steps.values())) == [1] * (len(runs) - 1) + [2]
+    wait_until(lambda: all(run_status(stack, r.run_id) == "SUCCESS" for r in runs), 60, "runs done")
+    print(f"[scaleout] worker killed {moment}: billed again {recovery:.1f} s after the kill")
