@@ -61,6 +61,7 @@ from flight_fees.lib.airspace.crossings import VISIT_SPAN_COLUMNS
 from flight_fees.lib.charging.aircraft_types import UnknownMtow
 from flight_fees.lib.charging.fx import FxRates
 from flight_fees.lib.charging.tariffs import Tariffs, parse_flags, quote
+from flight_fees.lib.core.frames import frame_records
 from flight_fees.lib.core.money import (
     CategorizedError,
     InvalidAmount,
@@ -181,9 +182,9 @@ def _flag(value: object) -> bool:
 
 
 def _fir_crossings(visit: Mapping[str, Any]) -> int:
-    explicit = visit.get("fir_crossings")
+    explicit: Any = visit.get("fir_crossings")  # a frame value: int, float, NaN or None
     if not is_missing(explicit):
-        return int(explicit)  # type: ignore[call-overload]
+        return int(explicit)
     fir_ids = visit.get("fir_ids")
     if is_missing(fir_ids):
         return 1
@@ -364,14 +365,16 @@ def compute_fee_lines(
         raise ValueError(f"flights frame has duplicate flight_id(s): {duplicated[:10]}")
 
     flight_rows: dict[int, dict[str, Any]] = {
-        int(row["flight_id"]): row for row in flights.to_dict("records")
+        int(row["flight_id"]): row for row in frame_records(flights)
     }
     ordered = visits.sort_values(["flight_id", "visit_index"], kind="stable")
     lines: list[dict[str, Any]] = []
     failures: dict[int, tuple[str, str]] = {}
     flight_ids = ordered["flight_id"].to_numpy(dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, flight_ids[1:] != flight_ids[:-1]]) if len(ordered) else []
-    ends = np.r_[starts[1:], len(ordered)] if len(ordered) else []
+    starts: np.ndarray | list[int] = (
+        np.flatnonzero(np.r_[True, flight_ids[1:] != flight_ids[:-1]]) if len(ordered) else []
+    )
+    ends: np.ndarray | list[int] = np.r_[starts[1:], len(ordered)] if len(ordered) else []
     records = _records(ordered)  # one conversion of the whole frame, no per-flight frames
     for start, end in zip(starts, ends, strict=True):
         flight_id = int(flight_ids[start])

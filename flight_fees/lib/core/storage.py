@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    from typing_extensions import TypeIs
     from upath import UPath
 
 #: A local :class:`~pathlib.Path` or a :class:`upath.UPath` of a remote filesystem.
@@ -63,8 +64,13 @@ def storage_path(location: str | os.PathLike[str] | StoragePath) -> StoragePath:
     """The path named by ``location``: a local path or ``file://`` URL gives a plain
     :class:`~pathlib.Path` (resolved), any other URL a :class:`upath.UPath`; a path object is
     returned as it is."""
-    if isinstance(location, Path) or hasattr(location, "protocol"):
-        return location  # type: ignore[return-value]
+    if isinstance(location, Path):
+        return location
+    if hasattr(location, "protocol"):  # a UPath (upath is imported only once one exists)
+        from upath import UPath
+
+        if isinstance(location, UPath):
+            return location
     text = os.fspath(location)
     scheme, sep, _ = text.partition("://")
     if not sep:
@@ -76,7 +82,7 @@ def storage_path(location: str | os.PathLike[str] | StoragePath) -> StoragePath:
     return UPath(text, use_listings_cache=False)
 
 
-def is_local(path: StoragePath) -> bool:
+def is_local(path: StoragePath) -> TypeIs[Path]:
     """Whether ``path`` is a local :class:`~pathlib.Path` (not an fsspec UPath)."""
     return isinstance(path, Path)
 
@@ -95,10 +101,10 @@ def confined(root: StoragePath, *parts: str) -> StoragePath:
         if not target.is_relative_to(base) or target == base:
             raise ValueError("path outside its root")
         return target
-    target = root.joinpath(*parts)
-    if not str(target).startswith(str(root).rstrip("/") + "/"):
+    remote = root.joinpath(*parts)
+    if not str(remote).startswith(str(root).rstrip("/") + "/"):
         raise ValueError("path outside its root")
-    return target
+    return remote
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from flight_fees.lib.db.engine import (
     DatabaseError,
     make_engine,
+    rows_affected,
     session_factory,
     transaction,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "downgrade",
     "head_revision",
     "make_engine",
+    "rows_affected",
     "session_factory",
     "transaction",
     "upgrade",

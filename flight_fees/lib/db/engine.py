@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,7 +48,7 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         # take control of transactions: BEGIN IMMEDIATE on write paths is issued by callers
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -56,7 +58,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         # serialise writers up front (no lock upgrades -> no SQLITE_BUSY deadlocks)
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -67,6 +69,14 @@ def is_postgres(engine: Engine) -> bool:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """The rows an UPDATE / DELETE matched: ``Session.execute`` of a DML statement returns a
+    :class:`~sqlalchemy.CursorResult` (typed as a plain ``Result``)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of an UPDATE / DELETE: {type(result).__name__}")
+    return result.rowcount
 
 
 @contextmanager

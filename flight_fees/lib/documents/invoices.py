@@ -77,7 +77,7 @@ from flight_fees.lib.core.storage import (
     write_bytes_atomic,
     write_text_atomic,
 )
-from flight_fees.lib.db.engine import transaction
+from flight_fees.lib.db.engine import rows_affected, transaction
 from flight_fees.lib.db.models import Invoice
 from flight_fees.lib.documents.invoice_figures import (
     _EMPTY,
@@ -175,9 +175,7 @@ def render_invoice_html(
                 "lines": [line_figures(line, names) for line in group.lines],
             }
         )
-    sample_zones = sorted(
-        {ln.zone_id for f in flights for ln in f["lines"] if ln.sample}  # type: ignore[attr-defined]
-    )
+    sample_zones = sorted({ln.zone_id for f in flights for ln in f["lines"] if ln.sample})
     is_void = detail.invoice.status == VOID
     return (
         _environment()
@@ -300,7 +298,7 @@ def _write_pdf(html_path: StoragePath) -> StoragePath:
     """Render the PDF of the HTML file beside it; it takes the HTML file's modification time
     (on an object store: its digest goes beside it, :func:`_pdf_source`)."""
     pdf_path = html_path.with_suffix(".pdf")
-    if is_local(html_path):
+    if is_local(html_path) and is_local(pdf_path):
         html_stat = html_path.stat()
         pdf = html_to_pdf(html_path.read_text(encoding="utf-8"), base_url=html_path.parent)
         write_bytes_atomic(pdf_path, pdf)
@@ -352,12 +350,14 @@ def write_invoice_document(
     if pdf and not _pdf_is_current(path):
         _write_pdf(path)
     with transaction(engine) as session:
-        changed = session.execute(
-            update(Invoice)
-            .where(Invoice.number == number)
-            .values(document_path=str(path))
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        changed = rows_affected(
+            session.execute(
+                update(Invoice)
+                .where(Invoice.number == number)
+                .values(document_path=str(path))
+                .execution_options(synchronize_session=False)
+            )
+        )
     if not changed:
         raise InvoiceNotFound(number)
     return path
@@ -397,7 +397,7 @@ def _format(fmt: str) -> str:
 def _safe_number(number: str, not_found: type[LookupError]) -> str:
     number = number.strip()
     if not _SAFE_NUMBER.fullmatch(number):
-        raise not_found(number)  # type: ignore[call-arg]
+        raise not_found(number)
     return number
 
 

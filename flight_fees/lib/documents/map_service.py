@@ -389,8 +389,8 @@ def day_index_html(
     rows = []
     totals: dict[str, Decimal] = {}
     for f in flights:
-        for ccy, amount in f.totals().items():
-            totals[ccy] = totals.get(ccy, Decimal(0)) + amount
+        for ccy, total in f.totals().items():
+            totals[ccy] = totals.get(ccy, Decimal(0)) + total
         amount = "<br>".join(escape_text(_money(a, c)) for c, a in f.totals().items()) or "&mdash;"
         invoices = ", ".join(_a(links.invoice_path(n), escape_text(n)) for n in f.invoices())
         rows.append(
@@ -636,6 +636,7 @@ class MapService:
     def inputs(self, flight_id: int, day: dt.date) -> MapInputs:
         track, track_from = read_flight_track(self.work, self.source(), day, flight_id)
         notes = []
+        crossings: pd.DataFrame | None
         crossings = read_work_rows(self.work, "crossings", day, flight_id)
         if crossings.empty:
             index = self.fir_index()

@@ -46,7 +46,7 @@ def write_processing_log(
         directory / f"{stamp}_{log.batch_id}.json",
         json.dumps(log.to_dict(), indent=1, default=str),
     )
-    logs = sorted(directory.glob("*.json"), key=lambda p: p.name)
+    logs: list[StoragePath] = sorted(directory.glob("*.json"), key=lambda p: p.name)
     for old in logs[: max(0, len(logs) - keep)]:
         old.unlink(missing_ok=True)
     return target

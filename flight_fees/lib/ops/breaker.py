@@ -54,6 +54,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 BreakerStateName = Literal["closed", "open", "half_open"]
+_STATE_NAMES: dict[str, BreakerStateName] = {
+    "closed": "closed",
+    "open": "open",
+    "half_open": "half_open",
+}
 
 #: exception categories that mean "the whole source failed" (and count against the breaker)
 BREAKER_FAILURE_CATEGORIES: frozenset[str] = frozenset({"source_unavailable", "timeout"})
@@ -158,10 +163,8 @@ class CircuitBreaker:
             raise ValueError("the breaker clock must return timezone-aware datetimes")
         return now.astimezone(dt.UTC)
 
-    def _db_time(self, session: Session, value: dt.datetime | None) -> dt.datetime | None:
+    def _db_time(self, session: Session, value: dt.datetime) -> dt.datetime:
         """SQLite stores timestamps as text without zone: bind naive UTC there."""
-        if value is None:
-            return None
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if session.get_bind().dialect.name == "sqlite" else value
 
@@ -184,7 +187,7 @@ class CircuitBreaker:
         ).scalar_one()
 
     def _touch(self, session: Session, row: CircuitBreakerState, now: dt.datetime) -> None:
-        row.updated_at = self._db_time(session, now)  # type: ignore[assignment]
+        row.updated_at = self._db_time(session, now)
 
     def _snapshot(self, row: CircuitBreakerState | None, now: dt.datetime) -> BreakerState:
         if row is None:
@@ -197,7 +200,7 @@ class CircuitBreaker:
         elif row.state == "half_open" and updated_at is not None:
             retry_after = self.probe_timeout_s - (now - updated_at).total_seconds()
         return BreakerState(
-            state=row.state,  # type: ignore[arg-type]
+            state=_STATE_NAMES[row.state],  # the column's CHECK admits these only
             consecutive_failures=row.consecutive_failures,
             opened_at=opened_at,
             last_error=row.last_error,
@@ -271,7 +274,7 @@ class CircuitBreaker:
                 row.state == "closed" and row.consecutive_failures >= self.failure_threshold
             ):
                 row.state = "open"
-                row.opened_at = self._db_time(session, now)  # type: ignore[assignment]
+                row.opened_at = self._db_time(session, now)
             self._touch(session, row, now)
             return self._snapshot(row, now)
 

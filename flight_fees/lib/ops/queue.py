@@ -42,12 +42,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from flight_fees.lib.core.timeutil import as_utc
-from flight_fees.lib.db.engine import transaction, utcnow
+from flight_fees.lib.db.engine import rows_affected, transaction, utcnow
 from flight_fees.lib.db.models import PRIORITIES, PRIORITY_RANK, FlightQueueItem
 
 Q = FlightQueueItem
@@ -247,7 +247,7 @@ class FlightQueue:
                 )
                 .execution_options(synchronize_session=False)
             )
-            reset = session.execute(reset_stmt).rowcount or 0
+            reset = rows_affected(session.execute(reset_stmt))
             # a higher priority asked for a flight already waiting: promote it
             session.execute(
                 update(Q)
@@ -263,7 +263,7 @@ class FlightQueue:
 
     # -- claim -----------------------------------------------------------------------------
 
-    def claimable_condition(self, session: Session, now: dt.datetime):  # type: ignore[no-untyped-def]
+    def claimable_condition(self, session: Session, now: dt.datetime) -> ColumnElement[bool]:
         lease_cutoff = _db_time(session, now - dt.timedelta(seconds=self.lease_s))
         claim_cutoff = _db_time(session, now - dt.timedelta(seconds=self.claim_lease_s))
         now_db = _db_time(session, now)
@@ -464,7 +464,7 @@ class FlightQueue:
             )
             .execution_options(synchronize_session=False)
         )
-        return res.rowcount or 0
+        return rows_affected(res)
 
     def touch(self, flight_ids: Sequence[int], worker: str) -> int:
         """Renew the lease of flights a run is working on (marks them processing now)."""
@@ -480,7 +480,7 @@ class FlightQueue:
                 )
                 .execution_options(synchronize_session=False)
             )
-            return res.rowcount or 0
+            return rows_affected(res)
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -494,7 +494,7 @@ class FlightQueue:
             .where(Q.flight_id.in_(list(flight_ids)))
             .execution_options(synchronize_session=False)
         )
-        return res.rowcount or 0
+        return rows_affected(res)
 
     def fail(
         self,
@@ -608,7 +608,7 @@ class FlightQueue:
             by_status=by_status,
             by_status_priority=by_sp,
             oldest_queued_at=as_utc(oldest),
-            last_errors=[tuple(e) for e in errors],  # type: ignore[misc]
+            last_errors=[(fid, st, cat, msg, n) for fid, st, cat, msg, n in errors],
         )
 
     def count_claimable(self, *, now: dt.datetime | None = None) -> int:

@@ -115,7 +115,7 @@ def load_aircraft(engine: Engine, frame: pd.DataFrame) -> int:
     if "registration" not in frame.columns:
         raise RegistryError("aircraft: missing column registration")
     with transaction(engine) as session:
-        customers = dict(session.execute(select(Customer.code, Customer.id)).all())
+        customers = {c: i for c, i in session.execute(select(Customer.code, Customer.id))}
         rows = []
         for i, rec in enumerate(frame.to_dict("records"), start=2):
             code = _value(rec.get("customer_code"))
@@ -593,14 +593,14 @@ def _apply_aircraft(
 
 
 def _check_customer_rows(
-    rows: list[tuple[int, dict[str, str]]],
+    rows: Sequence[tuple[int, Mapping[str, str | None]]],
 ) -> tuple[list[CustomerRecord], list[RowError]]:
     records: list[CustomerRecord] = []
     errors: list[RowError] = []
     first: dict[str, int] = {}
     for line, values in rows:
-        if "__error__" in values:
-            errors.append(RowError(line, "row", values["__error__"]))
+        if (unreadable := values.get("__error__")) is not None:
+            errors.append(RowError(line, "row", unreadable))
             continue
         record, bad = parse_customer(values, line)
         if record is not None and record.code in first:
@@ -613,7 +613,7 @@ def _check_customer_rows(
 
 
 def _check_aircraft_rows(
-    session: Session, rows: list[tuple[int, dict[str, str]]]
+    session: Session, rows: Sequence[tuple[int, Mapping[str, str | None]]]
 ) -> tuple[list[AircraftRecord], list[RowError]]:
     customers = set(session.execute(select(Customer.code)).scalars())
     records: list[AircraftRecord] = []
@@ -621,8 +621,8 @@ def _check_aircraft_rows(
     seen: dict[tuple[str, dt.date | None], int] = {}
     attributes: dict[str, dict[str, tuple[str, int]]] = {}
     for line, values in rows:
-        if "__error__" in values:
-            errors.append(RowError(line, "row", values["__error__"]))
+        if (unreadable := values.get("__error__")) is not None:
+            errors.append(RowError(line, "row", unreadable))
             continue
         record, bad = parse_aircraft(values, line)
         if record is not None:
@@ -703,7 +703,7 @@ def import_aircraft(
 
 def add_customer(engine: Engine, values: Mapping[str, str | None], *, actor: str) -> ImportResult:
     """Create or update one customer from text fields (as a CSV row)."""
-    records, errors = _check_customer_rows([(0, dict(values))])  # type: ignore[arg-type]
+    records, errors = _check_customer_rows([(0, dict(values))])
     if errors:
         raise RegistryError("; ".join(f"{e.field}: {e.message}" for e in errors))
     result = ImportResult()
@@ -715,7 +715,7 @@ def add_customer(engine: Engine, values: Mapping[str, str | None], *, actor: str
 def add_aircraft(engine: Engine, values: Mapping[str, str | None], *, actor: str) -> ImportResult:
     """Create or update one aircraft (and declare its MTOW) from text fields (as a CSV row)."""
     with transaction(engine) as session:
-        records, errors = _check_aircraft_rows(session, [(0, dict(values))])  # type: ignore[arg-type]
+        records, errors = _check_aircraft_rows(session, [(0, dict(values))])
         if errors:
             raise RegistryError("; ".join(f"{e.field}: {e.message}" for e in errors))
         result = ImportResult()

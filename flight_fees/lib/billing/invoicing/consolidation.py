@@ -27,7 +27,7 @@ from flight_fees.lib.billing.invoicing.states import (
     _sum_by_key,
 )
 from flight_fees.lib.core.money import format_money, round_money, to_decimal
-from flight_fees.lib.db.engine import transaction, utcnow
+from flight_fees.lib.db.engine import rows_affected, transaction, utcnow
 from flight_fees.lib.db.models import (
     Customer,
     FeeLine,
@@ -561,13 +561,14 @@ def _stamp_lines(session: Session, invoice_id: int, line_ids: Sequence[int]) -> 
     stamped = 0
     for start in range(0, len(line_ids), _ID_CHUNK):
         chunk = list(line_ids[start : start + _ID_CHUNK])
-        result = session.execute(
-            update(FeeLine)
-            .where(FeeLine.id.in_(chunk), FeeLine.invoice_id.is_(None))
-            .values(invoice_id=invoice_id)
-            .execution_options(synchronize_session=False)
+        stamped += rows_affected(
+            session.execute(
+                update(FeeLine)
+                .where(FeeLine.id.in_(chunk), FeeLine.invoice_id.is_(None))
+                .values(invoice_id=invoice_id)
+                .execution_options(synchronize_session=False)
+            )
         )
-        stamped += result.rowcount or 0
     if stamped != len(line_ids):
         raise InvoicingError(
             f"only {stamped} of {len(line_ids)} fee lines could be attached to invoice "

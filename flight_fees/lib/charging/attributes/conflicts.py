@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Row, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -71,10 +71,10 @@ def open_conflicts(engine: Engine, flight_ids: Iterable[int] | None = None) -> p
     query = select(fc.id, fc.flight_id, fc.field, fc.candidates, fc.created_at).where(
         fc.status == _CONFLICT_STATUS_OPEN
     )
-    rows: list[Any] = []
+    rows: list[Row[tuple[int, int, str, str, dt.datetime]]] = []
     with engine.connect() as conn:
         if flight_ids is None:
-            rows = conn.execute(query).all()
+            rows.extend(conn.execute(query).all())
         else:
             ids = [int(i) for i in dict.fromkeys(flight_ids)]
             for start in range(0, len(ids), _CHUNK):

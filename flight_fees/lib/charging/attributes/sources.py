@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Row, select
 
 from flight_fees.lib.charging.attributes.cache import TTLCache
 from flight_fees.lib.charging.attributes.normalise import (
@@ -164,10 +164,10 @@ def flight_dates_of(frame: pd.DataFrame | None) -> dict[int, dt.date]:
     if "flight_date" in frame.columns:
         days = pd.Series(frame["flight_date"].to_numpy(), index=ids.to_numpy()).dropna()
         days = days[~days.index.duplicated()]
-        return {int(k): pd.Timestamp(v).date() for k, v in days.items()}
+        return {int(k): pd.Timestamp(v).date() for k, v in zip(days.index, days, strict=True)}
     if "ts" in frame.columns:
         first = pd.to_datetime(frame["ts"], utc=True).groupby(ids.to_numpy()).min().dropna()
-        return {int(k): v.date() for k, v in first.items()}
+        return {int(k): v.date() for k, v in zip(first.index, first, strict=True)}
     return {}
 
 
@@ -432,7 +432,7 @@ class ManualResolutionSource:
 
     def lookup(self, flights: pd.DataFrame) -> pd.DataFrame:
         ids = [int(i) for i in _unique_flight_ids(flights)]
-        rows: list[tuple[int, str, str]] = []
+        rows: list[Row[tuple[int, str, str | None]]] = []
         fc = FlightConflict
         with self.engine.connect() as conn:
             for start in range(0, len(ids), _CHUNK):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, DecimalException, localcontext
 from types import MappingProxyType
-from typing import Any
+from typing import Any, SupportsIndex
 
 from flight_fees.lib.charging.tariffs.errors import ImplausibleCharge, QuoteInputError
 from flight_fees.lib.charging.tariffs.model import (
@@ -143,7 +143,9 @@ def parse_flags(value: object) -> frozenset[str]:
 
 def _count(value: object, name: str, maximum: int | None = None) -> int:
     try:
-        number = operator.index(value)  # type: ignore[arg-type]
+        if not isinstance(value, SupportsIndex):
+            raise TypeError(value)
+        number = operator.index(value)
     except TypeError:
         raise QuoteInputError(f"{name} must be an integer, got {value!r}") from None
     if number < 0:

@@ -38,7 +38,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, TypedDict, TypeVar, overload
 
 from flight_fees.lib.charging.tariffs.errors import TariffError, TariffValidationError
 from flight_fees.lib.charging.tariffs.model import (
@@ -166,7 +166,17 @@ def parse_tariffs(data: object, *, source: str = "<tariffs>") -> Tariffs:
 _PROBE_MIN_MTOW_KG: Final = Decimal(1)
 
 
-def _probe_inputs(version: TariffVersion) -> list[dict[str, object]]:
+class _ProbeInputs(TypedDict):
+    """The keyword arguments of one probing :func:`~.engine.quote`."""
+
+    distance_km: Decimal
+    mtow_kg: Decimal
+    flight_category: str
+    airspace_class: str
+    fir_crossings: int
+
+
+def _probe_inputs(version: TariffVersion) -> list[_ProbeInputs]:
     """Valid quote inputs at the extremes of every range the version's formula uses."""
     formula = version.formula
     distances = {Decimal(0), MAX_VISIT_DISTANCE_KM}
@@ -213,7 +223,7 @@ def probe_zone(zone: ZoneTariff, source: str) -> None:
     for version in zone.versions:
         for inputs in _probe_inputs(version):
             try:
-                quote(single, zone.zone_id, version.valid_from, **inputs)  # type: ignore[arg-type]
+                quote(single, zone.zone_id, version.valid_from, **inputs)
             except TariffError as exc:
                 raise _Where(source, zone.zone_id, version.version).error(
                     "formula", f"implausible tariff: {exc}"
@@ -281,6 +291,28 @@ def _number(value: object, where: _Where, field: str, positivity: Positivity = "
     if abs(number) > maximum:
         raise where.error(field, f"must be at most {maximum:,} (got {value!r}): implausible")
     return number
+
+
+@overload
+def _opt_number(
+    data: Mapping[str, object],
+    key: str,
+    where: _Where,
+    prefix: str,
+    positivity: Positivity,
+    default: Decimal,
+) -> Decimal: ...
+
+
+@overload
+def _opt_number(
+    data: Mapping[str, object],
+    key: str,
+    where: _Where,
+    prefix: str,
+    positivity: Positivity,
+    default: None = None,
+) -> Decimal | None: ...
 
 
 def _opt_number(
@@ -659,7 +691,7 @@ def _parse_distance_weight(data: Mapping[str, object], where: _Where) -> Distanc
         min_weight_t=min_weight,
         max_weight_t=max_weight,
         max_weight_factor=_opt_number(data, "max_weight_factor", where, p, "positive"),
-    )  # type: ignore[arg-type]
+    )
 
 
 def _parse_distance_class(data: Mapping[str, object], where: _Where) -> DistanceClassFormula:
@@ -680,7 +712,7 @@ def _parse_distance_class(data: Mapping[str, object], where: _Where) -> Distance
         distance_unit=_distance_unit(data, where, "NM"),
         distance_divisor=_opt_number(
             data, "distance_divisor", where, "formula.", "positive", Decimal(100)
-        ),  # type: ignore[arg-type]
+        ),
         no_charge_on_movement=_bool(no_charge, where, "formula.no_charge_on_movement"),
     )
 
@@ -698,7 +730,7 @@ def _parse_flat_weight_band(data: Mapping[str, object], where: _Where) -> FlatWe
         per="flight" if per == "flight" else "fir_crossing",
         per_crossing_fee=_opt_number(
             data, "per_crossing_fee", where, "formula.", "non_negative", Decimal(0)
-        ),  # type: ignore[arg-type]
+        ),
     )
 
 
@@ -714,17 +746,17 @@ def _parse_multi_component(data: Mapping[str, object], where: _Where) -> MultiCo
             key: _opt_number(item, key, where, prefix, "non_negative", Decimal(0))
             for key in amounts
         }
-        return ComponentBand(up_to, **values)  # type: ignore[arg-type]
+        return ComponentBand(up_to, **values)
 
     return MultiComponentFormula(
         bands=_bands(data.get("bands"), where, "formula.bands", band, frozenset(amounts)),
         distance_unit=_distance_unit(data, where, "km"),
         distance_divisor=_opt_number(
             data, "distance_divisor", where, "formula.", "positive", Decimal(1)
-        ),  # type: ignore[arg-type]
+        ),
         deduction_per_movement=_opt_number(
             data, "deduction_per_movement", where, "formula.", "non_negative", Decimal(0)
-        ),  # type: ignore[arg-type]
+        ),
     )
 
 
