@@ -58,7 +58,7 @@ def parse_day(value: str, option: str) -> dt.date:
         return dt.date.fromisoformat(value.strip())
     except ValueError:
         raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=f"'{option}'"
+            f"{value!r} is not a date (expected YYYY-MM-DD)", param_hint=f"'{option}'"
         ) from None
 
 

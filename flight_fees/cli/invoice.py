@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flight_fees.cli.common import fail, open_engine, wide_console
+from flight_fees.cli.common import fail, open_engine, parse_day, wide_console
 from flight_fees.cli.lines import (
     CallsignOption,
     FlightOption,
@@ -63,15 +63,6 @@ def _clean_errors() -> Iterator[None]:
         fail(str(exc), EXIT_ERROR)
     except OperationalError as exc:
         fail(f"database error: {str(exc.orig).strip().splitlines()[0]}", EXIT_ERROR)
-
-
-def _parse_day(value: str, option: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (expected YYYY-MM-DD)", param_hint=f"'{option}'"
-        ) from None
 
 
 def _status_option(value: str | None) -> str | None:
@@ -278,7 +269,7 @@ def pay_command(
 
     paid_at = None
     if paid_on is not None:
-        day = _parse_day(paid_on, "--date")
+        day = parse_day(paid_on, "--date")
         paid_at = dt.datetime.combine(day, dt.time(12, 0), tzinfo=dt.UTC)
     with _clean_errors():
         summary = pay(open_engine(migrated=True), number.strip(), paid_at=paid_at)
@@ -331,7 +322,7 @@ def overdue_command(
     """Mark PENDING invoices past their due date OVERDUE (idempotent)."""
     from flight_fees.lib.billing.invoicing import mark_overdue
 
-    day = _parse_day(today, "--date") if today else dt.datetime.now(dt.UTC).date()
+    day = parse_day(today, "--date") if today else dt.datetime.now(dt.UTC).date()
     with _clean_errors():
         changed = mark_overdue(open_engine(migrated=True), day)
     _console().print(
@@ -371,7 +362,7 @@ def consolidate_command(
     from flight_fees.lib.core.settings import paths
     from flight_fees.lib.usecases.invoicing import UnknownCustomers, issue_invoices
 
-    as_of = _parse_day(day, "--date")
+    as_of = parse_day(day, "--date")
     console = _console()
     with _clean_errors():
         try:

@@ -43,12 +43,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
 from flight_fees.lib.charging.repricing import plain_value, price_stored_lines, read_fee_lines
 from flight_fees.lib.charging.scenario import PricingReference
+from flight_fees.lib.core.frames import frame_records
 from flight_fees.lib.core.money import (
     InvalidAmount,
     InvalidCurrency,
@@ -279,8 +279,11 @@ def _read_flights(engine: Engine, days: Sequence[dt.date], ids: Sequence[int]) -
     )
 
 
-def _match_flights(bill: pd.DataFrame, flights: pd.DataFrame) -> pd.Series:
-    """Our flight id of every bill line (None: no flight of ours)."""
+def _match_flights(
+    bill: pd.DataFrame, flights: pd.DataFrame, zones_of: Mapping[int, Sequence[str]]
+) -> pd.Series:
+    """Our flight id of every bill line (None: no flight of ours). ``zones_of``: the zones
+    of each flight's fee lines, in line order (to tell apart the flights of one key)."""
     matched = pd.Series([None] * len(bill), index=bill.index, dtype=object)
     known = set(int(f) for f in flights["flight_id"]) if len(flights) else set()
     has_id = bill["flight_id"].notna()
@@ -290,6 +293,7 @@ def _match_flights(bill: pd.DataFrame, flights: pd.DataFrame) -> pd.Series:
         _cs=_norm(flights["callsign"]),
         _dep=_norm(flights["origin"]),
         _dest=_norm(flights["destination"]),
+        _day=flights["flight_date"],
     )
     theirs = bill.assign(
         _reg=_norm(bill["registration"]),
@@ -298,25 +302,46 @@ def _match_flights(bill: pd.DataFrame, flights: pd.DataFrame) -> pd.Series:
         _dest=_norm(bill["destination"]),
         _day=bill["date"],
     )
-    ours = ours.assign(_day=ours["flight_date"])
     for ident in ("_reg", "_cs"):
         todo = theirs[~has_id & matched.isna() & theirs[ident].notna()]
         if todo.empty or ours.empty:
             continue
         keys = ["_day", ident, "_dep", "_dest"]
-        # the n-th billed line of a key and zone goes with the key's n-th flight (a key
-        # names one flight but when an aircraft flies the same route twice a day)
         cand = ours.dropna(subset=[ident]).sort_values("flight_id", kind="stable")
-        cand = cand.assign(_rank=cand.groupby(keys, dropna=False).cumcount())
-        count = cand.groupby(keys, dropna=False).size().rename("_n").reset_index()
-        want = todo[keys].assign(
-            _row=todo.index, _rank=todo.groupby([*keys, "zone"], dropna=False).cumcount()
-        )
-        want = want.merge(count, on=keys, how="inner")
-        want["_rank"] = np.minimum(want["_rank"], want["_n"] - 1)
-        hits = want.merge(cand[[*keys, "_rank", "flight_id"]], on=[*keys, "_rank"], how="inner")
-        matched[hits["_row"].to_numpy()] = [int(f) for f in hits["flight_id"]]
+        per_key = cand.groupby(keys, dropna=False)["flight_id"].agg(list).rename("_flights")
+        want = todo[keys].assign(_row=todo.index).merge(per_key.reset_index(), on=keys, how="inner")
+        single = want["_flights"].str.len() == 1  # a key names one flight: the common case
+        matched[want.loc[single, "_row"].to_numpy()] = [
+            int(f[0]) for f in want.loc[single, "_flights"]
+        ]
+        for _, group in want[~single].groupby(keys, dropna=False, sort=False):
+            rows = group["_row"].tolist()
+            flights_of_key = group["_flights"].iloc[0]
+            zones = bill.loc[rows, "zone"].tolist()
+            for row, flight in zip(
+                rows, _split_by_flight(zones, flights_of_key, zones_of), strict=True
+            ):
+                matched[row] = flight
     return matched
+
+
+def _split_by_flight(
+    zones: Sequence[str], flights: Sequence[int], zones_of: Mapping[int, Sequence[str]]
+) -> list[int]:
+    """The flight of each billed line of one key flown several times (bill order =
+    departure order): a line stays with the current flight while that flight still has an
+    unbilled visit of its zone, else it goes to the next flight that has one."""
+    remaining = [list(zones_of.get(int(f), ())) for f in flights]
+    current = 0
+    out: list[int] = []
+    for zone in zones:
+        for k in range(current, len(flights)):
+            if zone in remaining[k]:
+                current = k
+                remaining[k].remove(zone)
+                break
+        out.append(int(flights[current]))  # nothing left: billed again (a duplicate)
+    return out
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -450,7 +475,7 @@ def _at(value: Decimal | None, exponent: int) -> Decimal | None:
     return round_half_up(Decimal(value), -exponent)
 
 
-def _point(row: Mapping[str, Any], end: str) -> dict[str, Any]:
+def _point(row: Mapping[str, Any] | pd.Series, end: str) -> dict[str, Any]:
     return {
         "time": row[f"{end}_time"],
         "lat": row[f"{end}_lat"],
@@ -478,14 +503,14 @@ def verify_bill(
     ids = [int(f) for f in bill["flight_id"].dropna()]
     flights = _read_flights(engine, days, ids)
     bill = bill.reset_index(drop=True).copy()
-    bill["our_flight"] = _match_flights(bill, flights) if len(flights) else None
+    ours = read_fee_lines(engine, day_from=days[0], day_to=days[-1], flight_ids=None) if days \
+        else read_fee_lines(engine, flight_ids=[])  # fmt: skip
+    zones_of = ours.groupby("flight_id")["zone_id"].agg(list).to_dict()
+    bill["our_flight"] = _match_flights(bill, flights, zones_of) if len(flights) else None
     matched_ids = sorted({int(f) for f in bill["our_flight"].dropna()})
-    ours = pd.concat(
-        [
-            read_fee_lines(engine, day_from=days[0], day_to=days[-1]) if days else None,
-            read_fee_lines(engine, flight_ids=matched_ids) if matched_ids else None,
-        ]
-    ) if days or matched_ids else read_fee_lines(engine, flight_ids=[])  # fmt: skip
+    elsewhere = sorted(set(matched_ids) - set(zones_of))  # named by id, another day
+    if elsewhere:
+        ours = pd.concat([ours, read_fee_lines(engine, flight_ids=elsewhere)])
     ours = ours.drop_duplicates("id").reset_index(drop=True)
 
     # the n-th billed line of a flight and zone goes with the flight's n-th visit of the zone
@@ -508,18 +533,18 @@ def verify_bill(
     def add(totals: dict[str, Decimal], ccy: str, amount: Decimal) -> None:
         totals[ccy] = totals.get(ccy, Decimal(0)) + amount
 
-    for row in bill.to_dict("records"):
+    for row in frame_records(bill):
         add(billed, row["currency"], row["amount"])
 
     # price the matched lines: ours, with billed figures within tolerance taken as billed
     matched = pairs.sort_values("_bill")
     our_rows = ours.loc[matched["_ours"].to_numpy()].reset_index(drop=True)
     bill_rows = bill.loc[matched["_bill"].to_numpy()].reset_index(drop=True)
-    priced = _price_matched(our_rows, bill_rows, reference, tol) if len(bill_rows) else None
+    priced = _price_matched(our_rows, bill_rows, reference, tol) if len(bill_rows) else []
 
-    for k, row in enumerate(bill_rows.to_dict("records")):
+    for k, row in enumerate(frame_records(bill_rows)):
         ours_row = our_rows.iloc[k]
-        check = priced[k] if priced is not None else None
+        check = priced[k]
         expected_amount = check["expected"]
         add(expected, row["currency"], expected_amount)
         difference = row["amount"] - expected_amount
@@ -539,30 +564,31 @@ def verify_bill(
         )  # fmt: skip
 
     # billed lines without a visit of ours: never flown / not in that zone, or billed twice
-    for index, row in bill.iterrows():
+    for index, billed_row in bill.iterrows():
         if index in our_of_bill:
             continue
-        flight = row["our_flight"]
-        twice = flight is not None and (int(flight), row["zone"]) in has_zone_visit
+        flight = billed_row["our_flight"]
+        twice = flight is not None and (int(flight), billed_row["zone"]) in has_zone_visit
         cause = "duplicate" if twice else "not_tracked"
-        zero = round_money(Decimal(0), row["currency"])
+        zero = round_money(Decimal(0), billed_row["currency"])
         detail: dict[str, Any] = {}
         if cause == "not_tracked":
             detail["reason"] = (
                 "no flight of ours matches the line"
                 if flight is None
-                else f"flight {int(flight)} has no visit of zone {row['zone']}"
+                else f"flight {int(flight)} has no visit of zone {billed_row['zone']}"
             )
         else:
             detail["reason"] = "the flight's visits of this zone are already billed"
         findings.append(
             (
-                row["line"],
+                billed_row["line"],
                 Finding(
-                    line=int(row["line"]), flight_id=None if flight is None else int(flight),
-                    zone=row["zone"], cause=cause, billed_amount=row["amount"],
-                    expected_amount=zero, currency=row["currency"], day=row["date"],
-                    callsign=row["callsign"], registration=row["registration"], detail=detail,
+                    line=int(billed_row["line"]), flight_id=None if flight is None else int(flight),
+                    zone=billed_row["zone"], cause=cause, billed_amount=billed_row["amount"],
+                    expected_amount=zero, currency=billed_row["currency"], day=billed_row["date"],
+                    callsign=billed_row["callsign"], registration=billed_row["registration"],
+                    detail=detail,
                 ),
             )
         )  # fmt: skip
@@ -582,7 +608,7 @@ def verify_bill(
     missing = ours[in_scope & ~ours.index.isin(list(our_of_bill.values()))]
     if len(missing):
         currency_of_zone = bill.groupby("zone")["currency"].agg(
-            lambda s: s.iloc[0] if s.nunique() == 1 else None
+            lambda s: s.iloc[0] if s.nunique() == 1 else ""  # "": currencies differ
         )
         currencies = [
             currency_of_zone.get(z) or local

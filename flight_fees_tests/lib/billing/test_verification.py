@@ -282,3 +282,14 @@ def test_fx_and_exemption_causes(billed, tmp_path):
     assert by_cause["fx"].expected_amount == lines.loc[wrong_fx, "billing_amount"].quantize(
         Decimal("0.01")
     )
+
+
+def test_lines_of_one_aircraft_flying_a_route_twice_a_day_split_by_flight():
+    from flight_fees.lib.billing.verification import _split_by_flight
+
+    zones_of = {1: ["LF", "LS", "LF"], 2: ["LF", "LS", "LF"]}
+    # a zone visited twice by each flight; the last line bills flight 2's LS again
+    billed = ["LF", "LS", "LF", "LF", "LS", "LF", "LS"]
+    assert _split_by_flight(billed, [1, 2], zones_of) == [1, 1, 1, 2, 2, 2, 2]
+    # flight 1 not billed at all: every line goes to flight 2
+    assert _split_by_flight(["LS", "LF"], [1, 2], {1: ["ED"], 2: ["LS", "LF"]}) == [2, 2]
