@@ -59,11 +59,11 @@ def demo_command(
     )
     from flight_fees.lib.core.settings import DATABASE_URL_ENV, paths
     from flight_fees.lib.db import make_engine, upgrade
-    from flight_fees.lib.ops.claims import group_by_day
     from flight_fees.lib.ops.demo import generate_demo, write_track_store
     from flight_fees.lib.ops.demo_home import demo_home_state, reset_demo_home
     from flight_fees.lib.ops.queue import FlightQueue
     from flight_fees.lib.ops.registry import load_aircraft, load_customers
+    from flight_fees.lib.usecases.queue_tick import queue_tick
 
     if os.environ.get(DATABASE_URL_ENV):
         fail(f"the demo only writes to the embedded database; unset {DATABASE_URL_ENV}", EXIT_USAGE)
@@ -121,11 +121,10 @@ def demo_command(
     queue.enqueue(high, priority="high")
     console.print(f"[INGESTION] queued {len(data.flights)} flights ({len(high)} high priority)")
 
-    # what the queue sensor does on a tick: claim, group by day, one run per day
-    claimed = queue.claim("demo", len(data.flights))
-    requests, unplaced = group_by_day(claimed)
+    # one tick of the queue, as the queue sensor takes it: claim, date, one run per day/lane
+    tick = queue_tick(queue, claim_batch=len(data.flights), claimant="demo")
     billed = failed = 0
-    for request in requests:
+    for request in tick.runs:
         result = run_process_flights(
             request.day,
             list(request.flight_ids),
@@ -138,12 +137,13 @@ def demo_command(
             )
             failed += len(request.flight_ids)
             continue
-        billed += int(meta.get("flights_billed", 0))
-        failed += int(meta.get("flights_failed", 0))
+        billed += int(meta.get("batch_flights_billed", 0))
+        failed += int(meta.get("batch_flights_failed", 0))
         console.print(
             f"  process_flights {request.day} ({request.priority}): "
-            f"{meta.get('flights_billed', 0)} billed, {meta.get('flights_failed', 0)} failed, "
-            f"{meta.get('fee_lines', 0)} fee lines  [run {result.run_id[:8]}]"
+            f"{meta.get('batch_flights_billed', 0)} billed, "
+            f"{meta.get('batch_flights_failed', 0)} failed, "
+            f"{meta.get('batch_fee_lines', 0)} fee lines  [run {result.run_id[:8]}]"
         )
 
     # the daily 01:00 schedule over the demo period: only invoice days produce invoices
@@ -180,8 +180,8 @@ def demo_command(
     _print_locations(p, start_day, dagster_home)
     if billed == 0:
         fail("the demo billed no flight")
-    if unplaced:
-        err_console.print(f"{len(unplaced)} flight(s) could not be dated")
+    if tick.undatable:
+        err_console.print(f"{len(tick.undatable)} flight(s) could not be dated")
 
 
 def _size(n_bytes: int) -> str:

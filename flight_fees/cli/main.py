@@ -26,6 +26,15 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import UsageError  # type: ignore[no-redef,assignment]
 
 
+#: what ends a command as "aborted" (Ctrl-C, end of input at a prompt); typer's vendored
+#: click (0.29) has no ``Abort`` class, the real click does
+_ABORTS: tuple[type[BaseException], ...] = (
+    *((_abort,) if (_abort := getattr(click.exceptions, "Abort", None)) else ()),
+    KeyboardInterrupt,
+    EOFError,
+)
+
+
 @dataclass(frozen=True)
 class LazyCommand:
     """Where a command lives: ``module.attr`` is a command function, or a ``typer.Typer``
@@ -210,7 +219,7 @@ class LazyGroup(TyperGroup):
             from flight_fees.cli.common import usage_error
 
             usage_error(exc)
-        except click.exceptions.Abort:
+        except _ABORTS:
             from flight_fees.cli.common import err_console
 
             err_console.print("error: aborted", highlight=False)

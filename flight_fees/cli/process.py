@@ -7,32 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
 
 from flight_fees.cli.common import EXIT_USAGE, err_console, fail, open_engine
 
 console = Console()
-
-
-def known_flight_days(engine, flight_ids: list[int]) -> dict[int, dt.date]:  # type: ignore[no-untyped-def]
-    """Days already known for these flights (earlier processing, or given when queued)."""
-    from flight_fees.lib.db.models import Flight, FlightQueueItem
-
-    days: dict[int, dt.date] = {}
-    with engine.connect() as conn:
-        for fid, day in conn.execute(
-            select(FlightQueueItem.flight_id, FlightQueueItem.flight_date).where(
-                FlightQueueItem.flight_id.in_(flight_ids), FlightQueueItem.flight_date.is_not(None)
-            )
-        ):
-            days[fid] = day
-        for fid, day in conn.execute(
-            select(Flight.flight_id, Flight.flight_date).where(
-                Flight.flight_id.in_(flight_ids), Flight.flight_date.is_not(None)
-            )
-        ):
-            days.setdefault(fid, day)
-    return days
 
 
 def process_command(
@@ -68,13 +46,16 @@ def process_command(
     if the_day is not None:
         groups[the_day] = ids
     else:
-        days = known_flight_days(engine, ids)
-        missing = [f for f in ids if f not in days]
-        if missing:
-            from flight_fees.lib.tracks import make_track_source
+        from flight_fees.lib.tracks import make_track_source
+        from flight_fees.lib.usecases.processing import known_flight_days
 
+        days, undated = known_flight_days(engine, ids)
+        if undated:  # date them by their first position in the track source
             source = make_track_source()
-            days.update(source.flight_days(missing))
+            try:
+                days.update(known_flight_days(engine, undated, source)[0])
+            finally:
+                source.close()
         for fid in ids:
             if fid not in days:
                 err_console.print(f"[red]flight {fid}[/red]: no track found to date it; use --day")
@@ -86,19 +67,17 @@ def process_command(
         console.print(f"[bold]process_flights[/bold] {run_day}: {label}")
         result = run_process_flights(run_day, run_ids or None)
         meta = materialization_metadata(result, "fee_lines")
-        fetched = materialization_metadata(result, "flight_tracks")
         if not result.success:
             failed = True
             err_console.print(
                 f"[red]run {result.run_id} failed:[/red] {run_failure_message(result)}"
             )
             continue
-        billed = int(meta.get("flights_billed", 0))
-        # flights that failed while fetching their tracks never reach fee_lines
-        n_failed = int(meta.get("flights_failed", 0)) + int(fetched.get("flights_failed", 0))
+        billed = int(meta.get("batch_flights_billed", 0))
+        n_failed = int(meta.get("batch_flights_failed", 0))  # tracks and pricing
         console.print(
             f"  run {result.run_id}: billed {billed}, failed {n_failed}, "
-            f"fee lines {meta.get('fee_lines', 0)}"
+            f"fee lines {meta.get('batch_fee_lines', 0)}"
         )
         if n_failed:
             failed = True

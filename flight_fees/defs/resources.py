@@ -7,17 +7,37 @@ every field can be overridden in the launchpad or in tests.
 import datetime as dt
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
-from flight_fees.lib.core.settings import Paths, database_url, home_dir, storage_url
+from flight_fees.lib.core.settings import (
+    Paths,
+    database_url,
+    home_dir,
+    normalise_database_url,
+    storage_url,
+)
 from flight_fees.lib.db import make_engine
 from flight_fees.lib.ops.queue import FlightQueue
 from flight_fees.lib.ops.workstore import WorkStore
+
+if TYPE_CHECKING:  # the lib modules load when first used (definitions load fast)
+    import pandas as pd
+
+    from flight_fees.lib.airspace.crossings import FirIndex
+    from flight_fees.lib.airspace.zones import ChargingZones
+    from flight_fees.lib.charging.aircraft_types import AircraftTypes
+    from flight_fees.lib.charging.fx import FxRates
+    from flight_fees.lib.charging.tariffs import Tariffs
+    from flight_fees.lib.ops.breaker import CircuitBreaker
+    from flight_fees.lib.tracks.base import TrackSource
+
+_T = TypeVar("_T")
 
 
 class BillingDatabase(dg.ConfigurableResource):
@@ -25,19 +45,21 @@ class BillingDatabase(dg.ConfigurableResource):
 
     url: str | None = None
     lease_s: float = 3600.0
-    #: how long a sensor claim waits for its run to start before its flights are claimable
-    #: again (no attempt counted); FLIGHT_FEES_CLAIM_LEASE_S
-    claim_lease_s: float = float(os.environ.get("FLIGHT_FEES_CLAIM_LEASE_S") or 600.0)
+    #: how long (s) a sensor claim waits for its run to start before its flights are
+    #: claimable again (no attempt counted); FLIGHT_FEES_CLAIM_LEASE_S
+    claim_lease_s: int = 600
     max_attempts: int = 5
-    #: back-off before a retryable failure is tried again (doubling per attempt);
+    #: back-off (s) before a retryable failure is tried again (doubling per attempt);
     #: FLIGHT_FEES_RETRY_BACKOFF_S
-    retry_backoff_s: float = float(os.environ.get("FLIGHT_FEES_RETRY_BACKOFF_S") or 60.0)
+    retry_backoff_s: int = 60
 
     _engine: Engine | None = PrivateAttr(default=None)
 
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.url or database_url())
+            self._engine = make_engine(
+                normalise_database_url(self.url) if self.url else database_url()
+            )
         return self._engine
 
     def not_ready_reason(self) -> str | None:
@@ -72,14 +94,14 @@ class TrackStore(dg.ConfigurableResource):
     breaker_failure_threshold: int = 5
     breaker_cooldown_s: float = 120.0
 
-    def source(self) -> Any:
+    def source(self) -> "TrackSource":
         from flight_fees.lib.tracks import make_track_source
 
         kind = None if self.kind == "auto" else self.kind
         root = Path(self.parquet_root) if self.parquet_root else None
         return make_track_source(kind, store=root)
 
-    def breaker(self, engine: Engine, name: str) -> Any:
+    def breaker(self, engine: Engine, name: str) -> "CircuitBreaker":
         from flight_fees.lib.ops.breaker import CircuitBreaker
 
         return CircuitBreaker(
@@ -108,18 +130,18 @@ class ReferenceData(dg.ConfigurableResource):
 
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    def _cached(self, key: str, factory: Any) -> Any:
+    def _cached(self, key: str, factory: Callable[[], _T]) -> _T:
         if key not in self._cache:
             self._cache[key] = factory()
         return self._cache[key]
 
-    def firs(self) -> Any:
+    def firs(self) -> "pd.DataFrame":
         """The FIR set. What the loader warns about (overlaps, repaired polygons, dissolved
         ids) is kept in :meth:`fir_warnings` and shown by the ``fir_boundaries`` asset, not
         printed by every run."""
         from flight_fees.lib.airspace.firs import FirDataWarning, load_firs
 
-        def load() -> Any:
+        def load() -> "pd.DataFrame":
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", FirDataWarning)
                 firs = load_firs(
@@ -138,7 +160,7 @@ class ReferenceData(dg.ConfigurableResource):
 
         return self._cached("firs", load)
 
-    def fir_index(self) -> Any:
+    def fir_index(self) -> "FirIndex":
         """The FIR set prepared for the crossing engine (``lib.crossings.FirIndex``): built
         once per FIR set and then loaded from the on-disk cache (``lib.fir_index_store``),
         kept in memory for the life of this resource."""
@@ -151,31 +173,31 @@ class ReferenceData(dg.ConfigurableResource):
         self.firs()
         return list(self._cache.get("fir_warnings", []))
 
-    def charging_zones(self) -> Any:
+    def charging_zones(self) -> "ChargingZones":
         from flight_fees.lib.airspace.zones import load_charging_zones
 
         return self._cached(
             "zones", lambda: load_charging_zones(self.charging_zones_path, firs=self.firs())
         )
 
-    def tariffs(self) -> Any:
+    def tariffs(self) -> "Tariffs":
         from flight_fees.lib.charging.reference import tariffs_in_force
 
         return self._cached(
             "tariffs", lambda: tariffs_in_force(self.tariffs_path, self.unit_rates_csv)
         )
 
-    def fx_rates(self) -> Any:
+    def fx_rates(self) -> "FxRates":
         from flight_fees.lib.charging.reference import fx_rates_in_force
 
         return self._cached("fx", lambda: fx_rates_in_force(self.fx_rates_path))
 
-    def aircraft_types(self) -> Any:
+    def aircraft_types(self) -> "AircraftTypes":
         from flight_fees.lib.charging.aircraft_types import load_aircraft_types
 
         return self._cached("types", lambda: load_aircraft_types(self.aircraft_types_path))
 
-    def airports(self) -> Any:
+    def airports(self) -> "pd.DataFrame":
         from flight_fees.lib.ops.demo import read_airports
 
         return self._cached("airports", read_airports)
@@ -220,12 +242,32 @@ class PipelineSettings(dg.ConfigurableResource):
         return dt.timedelta(days=self.keep_intermediates_days)
 
 
-def default_resources() -> dict[str, Any]:
+def _from_env(**fields: str) -> dict[str, Any]:
+    """Bind resource fields to the environment variables that are set, as ``dg.EnvVar``: the
+    run reads them when it starts and the UI shows each field's variable. A field whose
+    variable is unset keeps its default. ``int:`` before a name: an integer variable."""
+    bound: dict[str, Any] = {}
+    for field, spec in fields.items():
+        name = spec.removeprefix("int:")
+        if os.environ.get(name, "").strip():
+            bound[field] = dg.EnvVar.int(name) if spec.startswith("int:") else dg.EnvVar(name)
+    return bound
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
-        "billing": BillingDatabase(),
+        "billing": BillingDatabase(
+            **_from_env(
+                url="FLIGHT_FEES_DATABASE_URL",
+                claim_lease_s="int:FLIGHT_FEES_CLAIM_LEASE_S",
+                retry_backoff_s="int:FLIGHT_FEES_RETRY_BACKOFF_S",
+            )
+        ),
         "track_store": TrackStore(),
         "reference": ReferenceData(),
-        "workspace": Workspace(),
+        "workspace": Workspace(
+            **_from_env(home="FLIGHT_FEES_HOME", storage_url="FLIGHT_FEES_STORAGE_URL")
+        ),
         "settings": PipelineSettings(),
     }
 

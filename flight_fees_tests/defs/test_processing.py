@@ -61,6 +61,12 @@ def _meta(result, asset):
     raise AssertionError(f"{asset} not materialized")
 
 
+def _batch_check(result):
+    return [
+        c for c in result.get_asset_check_evaluations() if c.check_name == "batch_flights_billed"
+    ]
+
+
 def test_process_flights_bills_the_good_and_fails_the_bad(world):
     data, engine = world
     ids = [int(f) for f in data.flights["flight_id"]]
@@ -84,10 +90,18 @@ def test_process_flights_bills_the_good_and_fails_the_bad(world):
     assert result.success
     good = sorted(set(ids) - set(orphan_ids))
     fee_meta = _meta(result, "fee_lines")
-    assert fee_meta["flights_billed"] == len(good)
+    assert fee_meta["batch_flights_billed"] == fee_meta["day_flights_billed"] == len(good)
     lines = _lines(engine)
     assert {row.flight_id for row in lines} <= set(good)
-    assert len(lines) == fee_meta["fee_lines"] > 0
+    assert len(lines) == fee_meta["batch_fee_lines"] == fee_meta["day_fee_lines"] > 0
+    # the flights that failed, in either stage, show on fee_lines and its check warns
+    assert fee_meta["batch_flights_failed"] == 1 + len(orphan_ids)
+    assert fee_meta["batch_flights_failed_tracks"] == 1
+    assert str(missing) in fee_meta["failed_flights"]
+    [check] = _batch_check(result)
+    assert check.check_name == "batch_flights_billed" and not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["verdict"].value == "some_failed"
     with engine.connect() as conn:
         queue_rows = dict(
             conn.execute(select(FlightQueueItem.flight_id, FlightQueueItem.error_category)).all()
@@ -169,8 +183,9 @@ def test_backfill_again_after_invoicing_leaves_invoiced_flights_alone(world):
         again = _run([], instance)
     assert again.success
     meta = _meta(again, "fee_lines")
-    assert meta["flights_already_invoiced_skipped"] == len(invoiced) > 0
-    assert meta["flights_failed"] == 0
+    assert meta["batch_flights_already_invoiced_skipped"] == len(invoiced) > 0
+    assert meta["batch_flights_failed"] == 0
+    assert meta["batch_fee_lines"] == 0 and meta["day_fee_lines"] == len(before)
     assert [(r.flight_id, r.line_no, r.billing_amount) for r in _lines(engine)] == [
         (r.flight_id, r.line_no, r.billing_amount) for r in before
     ]
@@ -268,7 +283,7 @@ def test_process_flights_runs_in_one_process_and_reexecutes_from_failure(world, 
             assert again.success
             steps = {e.step_key for e in again.all_events if e.is_step_success}
             assert "fee_lines" in steps and "flight_tracks" not in steps
-            assert _meta(again, "fee_lines")["flights_billed"] == len(ids)
+            assert _meta(again, "fee_lines")["batch_flights_billed"] == len(ids)
     assert {row.flight_id for row in _lines(engine)} == set(ids)
 
 
@@ -319,3 +334,45 @@ def test_a_run_that_never_started_gives_its_claim_back_without_an_attempt(world)
     rows = _queue_rows_with_errors(engine)
     assert {(r[1], r[3]) for r in rows} == {("queued", 0)}  # claimable now, no attempt
     assert settle_failed_run(billing, "never-started", "c1", "again").total == 0
+
+
+def test_a_day_reports_its_whole_state_and_the_batch_its_delta(world):
+    """A one-flight re-process after a backfill: the day still shows every line (not 0 or
+    1), the batch shows its own."""
+    data, engine = world
+    flight_id = int(data.flights["flight_id"].iloc[-1])
+    with dg.instance_for_test() as instance:
+        day_run = _run([], instance)
+        assert day_run.success
+        again = _run([flight_id], instance)
+    assert again.success
+    meta = _meta(again, "fee_lines")
+    day_lines = _lines(engine)
+    mine = _lines(engine, flight_id)
+    assert meta["batch_flights_billed"] == 1 and meta["batch_fee_lines"] == len(mine) > 0
+    assert meta["day_fee_lines"] == len(day_lines) > len(mine)
+    assert meta["day_flights_billed"] == len(data.flights)
+    assert sum(float(v) for v in meta["day_totals"].values()) == pytest.approx(
+        float(sum(r.billing_amount for r in day_lines))
+    )
+    [check] = _batch_check(again)
+    assert check.passed and check.metadata["verdict"].value == "ok"
+
+
+def test_a_batch_where_every_flight_failed_is_not_green(world):
+    data, engine = world
+    ids = [int(f) for f in data.flights["flight_id"]]
+    with transaction(engine) as session:  # no aircraft known: every flight fails pricing
+        session.execute(delete(Aircraft))
+    queue = FlightQueue(engine)
+    queue.enqueue(ids, flight_date=DAY)
+    queue.claim("test", 100)
+    with dg.instance_for_test() as instance:
+        result = _run(ids, instance)
+    meta = _meta(result, "fee_lines")
+    assert meta["batch_flights_billed"] == 0 and meta["batch_flights_failed"] == len(ids)
+    [check] = _batch_check(result)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["verdict"].value == "all_failed"
+    # back in the queue with their failure, and counted on the day
+    assert meta["day_flights_failed_in_queue"] == len(ids)

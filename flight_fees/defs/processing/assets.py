@@ -7,10 +7,8 @@ A run of a day partition processes the flight ids in its run config (the queue s
 billing database.
 """
 
-import datetime as dt
 import os
 import time
-import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +25,7 @@ from flight_fees.defs.resources import (
     TrackStore,
     Workspace,
 )
+from flight_fees.lib.usecases.processing import FAILURES_SHOWN, BatchOutcome
 
 GROUP = "processing"
 #: TEST HOOK of the scale-out suite (flight_fees_tests/faults/test_scaleout.py), never set in
@@ -72,29 +71,13 @@ def lineage_run_ids(context: dg.AssetExecutionContext) -> list[str]:
     return ids
 
 
-def _mark_failures(
-    context: dg.AssetExecutionContext,
-    billing: BillingDatabase,
-    failures: dict[int, tuple[str, str]],
-    stage: str,
-) -> None:
-    if not failures:
-        return
-    from flight_fees.lib.billing.fee_lines import record_flight_failures
-
-    statuses = record_flight_failures(
-        billing.engine(), billing.queue(), failures, batch_id=context.run.run_id
-    )
-    _log_failures(context, failures, statuses, stage)
-
-
 def _log_failures(
     context: dg.AssetExecutionContext,
     failures: dict[int, tuple[str, str]],
     statuses: dict[int, str],
     stage: str,
 ) -> None:
-    for fid, (category, message) in sorted(failures.items())[:20]:
+    for fid, (category, message) in sorted(failures.items())[:FAILURES_SHOWN]:
         context.log.warning(
             "[INGESTION] %s: flight %s failed (%s): %s -> %s",
             stage,
@@ -103,8 +86,10 @@ def _log_failures(
             message,
             statuses.get(fid),
         )
-    if len(failures) > 20:
-        context.log.warning("[INGESTION] %s: %d more failed flight(s)", stage, len(failures) - 20)
+    if len(failures) > FAILURES_SHOWN:
+        context.log.warning(
+            "[INGESTION] %s: %d more failed flight(s)", stage, len(failures) - FAILURES_SHOWN
+        )
 
 
 @dg.asset(
@@ -123,93 +108,42 @@ def flight_tracks(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.billing.fee_lines import settle_track_failures
-    from flight_fees.lib.processing.pipeline import stream_tracks
+    from flight_fees.lib.usecases.processing import (
+        ClaimLost,
+        SourceUnavailable,
+        fetch_day_tracks,
+    )
 
     day = partition_day(context)
-    ids = list(config.flight_ids)
-    queue = billing.queue()
-    worker = f"run:{context.run.run_id}"
-    if ids and config.claim_id and not config.claim_id.startswith("cli-"):
-        # a run requested by the queue sensor adopts the flights its claim still holds; the
-        # others were claimed again after the claim lease expired: another run bills them
-        adopted = queue.adopt(ids, f"sensor:{config.claim_id}", worker)
-        if len(adopted) < len(ids):
-            context.log.warning(
-                "[INGESTION] %d of %d flight(s) of claim %s are no longer held by it (claimed "
-                "again after the claim lease, or settled); this run leaves them alone",
-                len(ids) - len(adopted),
-                len(ids),
-                config.claim_id,
-            )
-        ids = adopted
-        if not ids:
-            raise dg.Failure(
-                description=f"claim {config.claim_id} holds none of its flights any more",
-                allow_retries=False,
-            )
-    elif ids:
-        queue.touch(ids, worker)  # an analyst's run: take the flights, renew their lease
     source = track_store.source()
-    breaker = track_store.breaker(billing.engine(), source.name)
-    if not breaker.allow():
-        queue.release(ids, "source_unavailable", f"circuit of {source.name} is open")
-        raise dg.Failure(
-            description=f"track source {source.name!r} circuit is open; {len(ids)} flight(s) "
-            "left queued",
-            allow_retries=False,
+    try:
+        fetch = fetch_day_tracks(
+            queue=billing.queue(),
+            engine=billing.engine(),
+            source=source,
+            breaker=track_store.breaker(billing.engine(), source.name),
+            store=workspace.work_store(),
+            day=day,
+            run_id=context.run.run_id,
+            flight_ids=config.flight_ids,
+            claim_id=config.claim_id,
+            chunk_flights=settings.chunk_flights,
+            max_gap_s=settings.gap_threshold_s,
+            max_speed_kt=settings.max_speed_kt,
+            min_points=settings.min_points,
         )
-    started = time.perf_counter()
-    store = workspace.work_store()
-    fetched = stream_tracks(
-        source,
-        store,
-        day,
-        context.run.run_id,
-        ids or None,
-        chunk_flights=settings.chunk_flights,
-        max_gap_s=settings.gap_threshold_s,
-        max_speed_kt=settings.max_speed_kt,
-        min_points=settings.min_points,
-    )
-    failures = fetched.failures
-    # the breaker learns whether the source itself failed; whole-source faults (outage,
-    # timeout, partial result) hand the flights back without an attempt, data faults count one
-    settlement = settle_track_failures(
-        billing.engine(),
-        queue,
-        breaker,
-        failures,
-        source_error=fetched.source_error,
-        delivered=fetched.flights_with_tracks,
-        batch_id=context.run.run_id,
-    )
-    _log_failures(context, failures, settlement.statuses, "flight_tracks")
-    unavailable = {f for f, (cat, _) in failures.items() if cat == "source_unavailable"}
-    if fetched.source_error is not None or (unavailable and fetched.flights_with_tracks == 0):
-        # the source is down: fail the run loudly (partial answers and timeouts of some
-        # queries were settled above and the run goes on with what was delivered)
-        category, message = fetched.source_error or failures[min(unavailable)]
-        raise dg.Failure(
-            description=f"[INGESTION] track source {source.name!r} failed ({category}): "
-            f"{message}; {len(failures)} flight(s) left in the queue",
-            allow_retries=False,
+    except (ClaimLost, SourceUnavailable) as exc:
+        raise dg.Failure(description=f"[INGESTION] {exc}", allow_retries=False) from exc
+    if fetch.not_held:
+        context.log.warning(
+            "[INGESTION] %d of %d flight(s) of claim %s are no longer held by it (claimed "
+            "again after the claim lease, or settled); this run leaves them alone",
+            fetch.not_held,
+            fetch.not_held + len(fetch.flight_ids),
+            config.claim_id,
         )
-
-    store.write_json(
-        "selection",
-        day,
-        context.run.run_id,
-        {
-            "flight_ids": ids,
-            # failures of this stage, for the batch's processing log
-            "failed": [
-                {"flight_id": fid, "category": cat, "message": msg}
-                for fid, (cat, msg) in sorted(failures.items())
-            ],
-        },
-    )
-    elapsed = time.perf_counter() - started
+    fetched, failures = fetch.run, fetch.failures
+    _log_failures(context, failures, fetch.settlement.statuses, "flight_tracks")
     context.log.info(
         "[INGESTION] %s: %d flight(s) with tracks, %d failed, %d points, %d queries, "
         "%d chunk(s), %.1f s",
@@ -219,20 +153,20 @@ def flight_tracks(
         fetched.points,
         fetched.queries,
         fetched.chunks,
-        elapsed,
+        fetch.seconds,
     )
     report = fetched.report
     return dg.MaterializeResult(
         metadata={
-            "source": source.name,
-            "mode": "selected flights" if ids else "backfill (whole day)",
-            "flights_requested": len(ids) if ids else fetched.flights_with_tracks + len(failures),
+            "source": fetch.source_name,
+            "mode": "selected flights" if fetch.flight_ids else "backfill (whole day)",
+            "flights_requested": fetch.requested,
             "flights_with_tracks": fetched.flights_with_tracks,
             "flights_failed": len(failures),
             "points": fetched.points,
             "queries": fetched.queries,
             "chunks": fetched.chunks,
-            "seconds": round(elapsed, 2),
+            "seconds": round(fetch.seconds, 2),
             "failed_flights": failures_table(failures),
             "cleaning": md_table(report.head(100)) if len(report) else "no cleaning report",
         }
@@ -305,14 +239,48 @@ def fir_crossings(
     )
 
 
+def batch_check(outcome: BatchOutcome) -> dg.AssetCheckResult:
+    """``batch_flights_billed``: green when every flight of the batch was billed, WARN when
+    some failed, ERROR when all failed (both stages: tracks and pricing)."""
+    verdict = outcome.verdict
+    failed = len(outcome.failures)
+    return dg.AssetCheckResult(
+        check_name="batch_flights_billed",
+        passed=verdict == "ok",
+        severity=dg.AssetCheckSeverity.ERROR
+        if verdict == "all_failed"
+        else dg.AssetCheckSeverity.WARN,
+        description={
+            "ok": "every flight of the batch was billed",
+            "some_failed": f"{failed} of {outcome.requested} flight(s) failed",
+            "all_failed": f"all {failed} flight(s) of the batch failed",
+        }[verdict],
+        metadata={
+            "verdict": verdict,
+            "flights_failed": failed,
+            "flights_billed": outcome.flights_billed,
+            "failed_flights": failures_table(outcome.failures),
+        },
+    )
+
+
 @dg.asset(
     name="fee_lines",
     group_name=GROUP,
     partitions_def=daily_partitions,
     deps=[fir_crossings, "tariffs", "fx_rates", "aircraft_registry"],
     kinds={"sqlalchemy"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "batch_flights_billed",
+            asset="fee_lines",
+            description="Every flight of the run's batch was billed: WARN when some failed "
+            "(tracks or pricing), ERROR when all failed.",
+        )
+    ],
     description="Fee lines per charging-zone visit (tariff, currency, FX), written with the "
-    "deletion of the flights' queue rows in one transaction.",
+    "deletion of the flights' queue rows in one transaction. The materialization of a day "
+    "reports the whole day (day_*) and this batch's delta (batch_*).",
 )
 def fee_lines(
     context: dg.AssetExecutionContext,
@@ -321,102 +289,63 @@ def fee_lines(
     workspace: Workspace,
     settings: PipelineSettings,
 ) -> dg.MaterializeResult:
-    from flight_fees.lib.billing.batches import finish_batch, start_batch
     from flight_fees.lib.documents.links import day_maps_url, processing_log_url
-    from flight_fees.lib.ops.audit import FlightTiming, ProcessingLog, write_processing_log
-    from flight_fees.lib.processing.pipeline import stream_bills
+    from flight_fees.lib.usecases.processing import bill_batch
 
     day = partition_day(context)
-    store = workspace.work_store()
-    runs = lineage_run_ids(context)
-    engine = billing.engine()
-    batch_id = f"{day.isoformat()}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
-    log = ProcessingLog(
-        batch_id=batch_id,
-        started_at=dt.datetime.now(dt.UTC),
-        run_id=context.run.run_id,
-        partition_key=context.partition_key,
-    )
-    started = time.perf_counter()
-    selection = store.read_json("selection", day, runs) or {}
-    requested = store.count_rows("flight_attributes", day, runs) + len(selection.get("failed", []))
-    # the batch is visible while it runs (`flight-fees batches` follows its billed flights)
-    start_batch(
-        engine,
-        batch_id,
-        run_id=context.run.run_id,
-        day=day,
-        requested=requested,
-        started_at=log.started_at,
-    )
     _test_pause_in_step("fee_lines:before_lines")
-    run = stream_bills(
-        engine,
-        store,
-        day,
-        runs,
+    outcome = bill_batch(
+        engine=billing.engine(),
+        queue=billing.queue(),
+        store=workspace.work_store(),
+        day=day,
+        run_id=context.run.run_id,
+        run_ids=lineage_run_ids(context),
         tariffs=reference.tariffs(),
         fx=reference.fx_rates(),
         aircraft_types=reference.aircraft_types(),
         attributes_csv=reference.attributes_csv,
-        batch_id=batch_id,
-        backfill=not selection.get("flight_ids"),
+        logs_dir=workspace.paths().logs,
+        partition_key=context.partition_key,
+        keep_logs=workspace.keep_logs,
+        keep_intermediates=settings.keep_intermediates(),
     )
-    failures = run.failures
-    _mark_failures(context, billing, failures, "fee_lines")
     _test_pause_in_step("fee_lines:after_lines")
-    elapsed = time.perf_counter() - started
-
-    per_flight = elapsed / max(1, len(run.written))
-    log.processed = [
-        FlightTiming(fid, n, round(per_flight, 4)) for fid, n in sorted(run.written.items())
-    ]
-    log.failed = [
-        *selection.get("failed", []),  # flights that failed while fetching their tracks
-        *(
-            {"flight_id": fid, "category": cat, "message": msg}
-            for fid, (cat, msg) in sorted(failures.items())
-        ),
-    ]
-    totals = run.totals
-    log.summary = {"fee_lines": run.lines, "totals": {k: str(v) for k, v in totals.items()}}
-    log.finished_at = dt.datetime.now(dt.UTC)
-    log_path = write_processing_log(log, workspace.paths().logs, keep=workspace.keep_logs)
-    finish_batch(
-        engine,
-        batch_id,
-        run_id=context.run.run_id,
-        day=day,
-        started_at=log.started_at,
-        finished_at=log.finished_at,
-        requested=requested,
-        billed=len(log.processed),
-        failed=len(log.failed),
-        fee_lines=run.lines,
-    )
-    store.prune(settings.keep_intermediates())
+    run, state = outcome.run, outcome.day
+    _log_failures(context, run.failures, outcome.statuses, "fee_lines")
+    totals = {k: str(v) for k, v in run.totals.items()}
     context.log.info(
         "[DATABASE] batch %s: %d flight(s) billed with %d fee line(s), %d failed; %s",
-        batch_id,
-        len(run.written),
+        outcome.batch_id,
+        outcome.flights_billed,
         run.lines,
-        len(failures),
-        {k: str(v) for k, v in totals.items()},
+        len(outcome.failures),
+        totals,
     )
     preview = run.preview
     return dg.MaterializeResult(
         metadata={
-            "batch_id": batch_id,
-            "flights_billed": len(run.written),
-            "flights_failed": len(failures),
-            "flights_already_invoiced_skipped": len(run.skipped_invoiced),
-            "fee_lines": run.lines,
-            **{f"total_{ccy}": float(v) for ccy, v in sorted(totals.items())},
-            "totals": dg.MetadataValue.json({k: str(v) for k, v in totals.items()}),
-            "failed_flights": failures_table(failures),
+            # the whole day, over every batch that billed it
+            "day_flights_billed": state.flights_billed,
+            "day_fee_lines": state.fee_lines,
+            **{f"day_total_{ccy}": float(v) for ccy, v in state.totals.items()},
+            "day_totals": dg.MetadataValue.json({k: str(v) for k, v in state.totals.items()}),
+            "day_flights_failed_in_queue": len(state.failed),
+            # this batch
+            "batch_id": outcome.batch_id,
+            "batch_mode": "backfill (whole day)" if outcome.backfill else "selected flights",
+            "batch_flights_requested": outcome.requested,
+            "batch_flights_billed": outcome.flights_billed,
+            "batch_flights_failed": len(outcome.failures),
+            "batch_flights_failed_tracks": len(outcome.track_failures),
+            "batch_flights_already_invoiced_skipped": len(run.skipped_invoiced),
+            "batch_fee_lines": run.lines,
+            "batch_totals": dg.MetadataValue.json(totals),
+            "failed_flights": failures_table(outcome.failures),
             "open_conflicts": run.conflicts,
             "preview": md_table(preview) if len(preview) else "no fee lines",
-            "processing_log": dg.MetadataValue.url(processing_log_url(log_path)),
+            "processing_log": dg.MetadataValue.url(processing_log_url(outcome.log_path)),
             "maps": dg.MetadataValue.url(day_maps_url(day)),
-        }
+        },
+        check_results=[batch_check(outcome)],
     )
