@@ -379,7 +379,10 @@ def create_document_app(
         folder = paths.logs
         if not folder.is_dir():
             return []
-        return sorted(folder.glob("*.json"), key=lambda p: p.name, reverse=True)[:500]
+        newest: list[StoragePath] = sorted(
+            folder.glob("*.json"), key=lambda p: p.name, reverse=True
+        )
+        return newest[:500]
 
     async def logs(request: Request) -> Response:
         files = await run_in_threadpool(newest_logs)

@@ -459,7 +459,8 @@ def _protocol_class(limits: IntakeLimits) -> type:
     class DeadlineH11Protocol(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport):  # type: ignore[no-untyped-def]
+        # uvicorn's H11Protocol narrows asyncio's BaseTransport to Transport (and ignores it)
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if len(self.connections) > limits.max_connections:
                 log.warning(
@@ -497,7 +498,7 @@ def _protocol_class(limits: IntakeLimits) -> type:
             if not self.transport.is_closing():
                 self._arm()  # the next request's headers get the same deadline
 
-        def connection_lost(self, exc):  # type: ignore[no-untyped-def]
+        def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 import pandas as pd
-from sqlalchemy import Engine, Select, and_, case, func, select, tuple_
+from sqlalchemy import Engine, Select, and_, case, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from flight_fees.lib.db.models import Customer, FeeLine, Flight, Invoice
@@ -160,7 +160,7 @@ def search_lines(
         filters,
     ).order_by(*order)  # fmt: skip
     if cursor is not None:
-        stmt = stmt.where(tuple_(*order) > tuple_(*parse_cursor(cursor)))
+        stmt = stmt.where(tuple_(*order) > tuple_(*(literal(v) for v in parse_cursor(cursor))))
     if offset:
         stmt = stmt.offset(offset)
     totals_stmt = _filtered(

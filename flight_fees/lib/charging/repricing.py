@@ -32,6 +32,7 @@ from sqlalchemy import Engine, select
 
 from flight_fees.lib.charging.fees import compute_fee_lines, derive_flight_category
 from flight_fees.lib.charging.scenario import PricingReference
+from flight_fees.lib.core.frames import frame_records
 from flight_fees.lib.core.money import round_money
 from flight_fees.lib.db.models import Customer, FeeLine, Flight, Invoice
 
@@ -195,7 +196,9 @@ def _explicit_categories(
         ],
         dtype=object,
     )
-    return np.where(stored == derived, None, stored)
+    kept = stored.copy()
+    kept[stored == derived] = None
+    return kept
 
 
 @dataclass(frozen=True)
@@ -312,15 +315,14 @@ class RepriceReport:
             ],
             "not_reproduced": int((self.lines["reproduced"] == False).sum()),  # noqa: E712
             "totals": {
-                row.pop("billing_currency"): plain_row(row)
-                for row in self.totals().to_dict("records")
+                row.pop("billing_currency"): plain_row(row) for row in frame_records(self.totals())
             },
-            "zones": [plain_row(r) for r in self.by_zone().to_dict("records")],
-            "customers": [plain_row(r) for r in self.by_customer().to_dict("records")],
-            "flights": [plain_row(r) for r in self.by_flight().to_dict("records")],
+            "zones": [plain_row(r) for r in frame_records(self.by_zone())],
+            "customers": [plain_row(r) for r in frame_records(self.by_customer())],
+            "flights": [plain_row(r) for r in frame_records(self.by_flight())],
         }
         if lines:
-            out["lines"] = [plain_row(r) for r in self.lines.to_dict("records")]
+            out["lines"] = [plain_row(r) for r in frame_records(self.lines)]
         return out
 
 

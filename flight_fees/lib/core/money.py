@@ -115,9 +115,10 @@ class Rounding(StrEnum):
     UP = "up"
 
     @classmethod
-    def parse(cls, value: str | Rounding) -> Rounding:
+    def parse(cls, value: object) -> Rounding:
         """The mode named ``value`` (case-insensitive; ``truncate`` = ``down``,
-        ``ceiling`` = ``up``); :class:`ValueError` listing the valid names otherwise."""
+        ``ceiling`` = ``up``); :class:`ValueError` listing the valid names for anything else
+        (any other value, e.g. one read from a file)."""
         if isinstance(value, Rounding):
             return value
         if isinstance(value, str):

@@ -47,12 +47,13 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import pandas as pd
 import shapely
 
+from flight_fees.lib.core.frames import frame_records
 from flight_fees.lib.core.settings import STATIC_DIR as _STATIC_DIR
 from flight_fees.lib.core.timeutil import as_utc_timestamp
 
@@ -106,7 +107,8 @@ def escape_text(value: object) -> str:
     ``None`` / NaN / NaT become an em dash. The result contains no ``<``, ``>``, ``&`` (other
     than entities), quotes, backticks, ``$``, backslashes or braces.
     """
-    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+    # pandas-stubs type isna's argument as a closed list of scalar types, not any object
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):  # type: ignore[call-overload]
         return _NA
     return html.escape(str(value), quote=True).translate(_JS_SPECIALS)
 
@@ -141,8 +143,10 @@ def _fmt_time(value: object) -> str:
 
 
 def _fmt_km(value: object) -> str:
+    if not isinstance(value, SupportsFloat | str):
+        return _NA
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
     except (TypeError, ValueError):
         return _NA
     return _NA if math.isnan(number) else f"{number:,.1f} km"
@@ -587,7 +591,7 @@ def _page(
         }
     focus_lat: list[np.ndarray] = []
     focus_lon: list[np.ndarray] = []
-    for row in crossings.to_dict("records"):
+    for row in frame_records(crossings):
         fir_id = row["fir_id"]
         entry = firs_out[fir_id]
         name = shapes.names.get(fir_id) if shapes is not None else None

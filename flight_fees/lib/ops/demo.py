@@ -341,6 +341,7 @@ def _schedule(
 ) -> list[_Leg]:
     """Distribute ``n_flights`` legs evenly over the days, round-robin over the fleet."""
     ap = airports.set_index("icao")
+    elevation_ft = dict(zip(ap.index, ap["elevation_ft"].to_numpy(dtype="float64"), strict=True))
     pair_cache: dict[tuple[str, str], tuple[float, float]] = {}
 
     def geodesic(o: str, d: str) -> tuple[float, float]:
@@ -365,7 +366,7 @@ def _schedule(
         quota[(next_ac + np.arange(extra)) % n_aircraft] += 1
         next_ac = (next_ac + extra) % n_aircraft
         for a in np.flatnonzero(quota):
-            ac = fleet[a]
+            ac = fleet[int(a)]
             perf = _TYPES[ac.icao_type]
             plan: list[tuple[str, str, _Profile, float, float]] = []
             for _ in range(int(quota[a])):
@@ -376,8 +377,8 @@ def _schedule(
                 az, dist_km = geodesic(o, d)
                 prof = _leg_profile(
                     dist_km,
-                    float(ap.at[o, "elevation_ft"]),
-                    float(ap.at[d, "elevation_ft"]),
+                    float(elevation_ft[o]),
+                    float(elevation_ft[d]),
                     perf,
                     rng,
                 )
@@ -439,7 +440,8 @@ def _str_column(
     arr = pa.array(list(values), type=pa.string())
     if take is not None:
         arr = pc.take(arr, pa.array(take, type=pa.int64()))
-    return pd.array(arr, dtype="str")
+    # pandas-stubs: pd.array's overloads take no pyarrow array (pandas does)
+    return pd.array(arr, dtype="str")  # type: ignore[call-overload]
 
 
 def generate_demo(

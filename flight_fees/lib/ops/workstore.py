@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -86,15 +87,21 @@ class WorkStore:
         frames = [read_parquet(f) for f in files]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    def write_json(self, stage: str, day: dt.date, run_id: str, payload: object) -> StoragePath:
+    def write_json(
+        self, stage: str, day: dt.date, run_id: str, payload: Mapping[str, Any]
+    ) -> StoragePath:
         target = self.path(stage, day, run_id, ".json")
         return write_text_atomic(target, json.dumps(payload, indent=1, default=str))
 
-    def read_json(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> object:
+    def read_json(self, stage: str, day: dt.date, run_ids: Iterable[str]) -> dict[str, Any] | None:
+        """The JSON object :meth:`write_json` stored for the first of ``run_ids`` that has one."""
         for run_id in run_ids:
             target = self.path(stage, day, run_id, ".json")
             if target.exists():
-                return json.loads(target.read_text())
+                payload = json.loads(target.read_text())
+                if not isinstance(payload, dict):
+                    raise ValueError(f"{target}: not a JSON object")
+                return payload
         return None
 
     def prune(self, older_than: dt.timedelta, *, now: dt.datetime | None = None) -> int:

@@ -22,9 +22,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -359,8 +359,8 @@ class TrackInputCheck:
         return out
 
 
-def _some(ids: object, limit: int = 5) -> str:
-    values = [str(int(i)) for i in list(ids)[: limit + 1]]  # type: ignore[call-overload]
+def _some(ids: Iterable[Any], limit: int = 5) -> str:
+    values = [str(int(i)) for i in list(ids)[: limit + 1]]
     return ", ".join(values[:limit]) + (", ..." if len(values) > limit else "")
 
 

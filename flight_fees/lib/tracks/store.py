@@ -18,16 +18,15 @@ from flight_fees.lib.tracks.base import ATTRIBUTE_COLUMNS as TRACK_STRING_COLUMN
 __all__ = ["TRACK_SCHEMA", "TRACK_STRING_COLUMNS", "write_track_store"]
 
 #: Arrow schema of the files of the embedded track store (partition column ``day`` excluded)
-TRACK_SCHEMA = pa.schema(
-    [
-        pa.field("flight_id", pa.int64(), nullable=False),
-        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("lat", pa.float64(), nullable=False),
-        pa.field("lon", pa.float64(), nullable=False),
-        pa.field("alt_ft", pa.float64()),
-        *(pa.field(name, pa.string()) for name in TRACK_STRING_COLUMNS),
-    ]
-)
+_FIELDS: list[pa.Field] = [
+    pa.field("flight_id", pa.int64(), nullable=False),
+    pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("lat", pa.float64(), nullable=False),
+    pa.field("lon", pa.float64(), nullable=False),
+    pa.field("alt_ft", pa.float64()),
+    *(pa.field(name, pa.string()) for name in TRACK_STRING_COLUMNS),
+]
+TRACK_SCHEMA = pa.schema(_FIELDS)
 
 
 def _to_store_table(frame: pd.DataFrame) -> pa.Table:
@@ -88,7 +87,7 @@ def write_track_store(
         idx = np.flatnonzero(row_day == day)
         part_dir = root / f"day={day}"
         part_dir.mkdir(parents=True, exist_ok=True)
-        day_table = table.take(pa.array(idx))
+        day_table = table.take(idx)
         new_files: list[Path] = []
         for part, offset in enumerate(range(0, day_table.num_rows, rows_per_file)):
             final = part_dir / f"part-{part}.parquet"

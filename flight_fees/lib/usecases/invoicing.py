@@ -8,7 +8,6 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
@@ -19,6 +18,7 @@ from flight_fees.lib.db.models import Customer
 
 if TYPE_CHECKING:
     from flight_fees.lib.charging.tariffs import Tariffs
+    from flight_fees.lib.core.storage import StoragePath
     from flight_fees.lib.documents.issuer import Issuer
 
 
@@ -63,7 +63,7 @@ class IssuedInvoices:
     day: dt.date
     result: ConsolidationResult
     thresholds: Mapping[str, Decimal]
-    documents: Mapping[str, Path]
+    documents: Mapping[str, StoragePath]
 
 
 def issue_invoices(
@@ -73,7 +73,7 @@ def issue_invoices(
     *,
     force: bool = False,
     customer_codes: Sequence[str] | None = None,
-    documents_dir: Path | None = None,
+    documents_dir: StoragePath | None = None,
     issuer: Issuer | None = None,
     zone_names: Mapping[str, str] | None = None,
     today: dt.date | None = None,
@@ -106,7 +106,7 @@ def issue_invoices(
         thresholds=thresholds,
         today=today,
     )
-    documents: dict[str, Path] = {}
+    documents: dict[str, StoragePath] = {}
     if documents_dir is not None:
         for invoice in result.created:
             documents[invoice.number] = write_invoice_document(

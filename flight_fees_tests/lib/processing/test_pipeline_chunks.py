@@ -11,7 +11,7 @@ import pytest
 import flight_fees
 from flight_fees.lib.ops.demo import generate_demo
 from flight_fees.lib.processing.pipeline import fetch_tracks_chunks, fetch_tracks_stage
-from flight_fees.lib.tracks import TrackSourceError
+from flight_fees.lib.tracks import TrackSource, TrackSourceError
 from flight_fees.lib.tracks.parquet import ParquetTrackSource
 from flight_fees.lib.tracks.store import write_track_store
 
@@ -50,14 +50,34 @@ def test_a_source_outage_ends_the_stream_and_fails_every_flight_not_fetched(sour
     src, ids = source
 
     class Flaky:
+        """A TrackSource whose second fetch fails as a whole; the rest is the store's."""
+
         name = "flaky"
+        description = "flaky stand-in"
         calls = 0
 
-        def fetch(self, flight_ids, day=None):
+        def fetch(self, flight_ids, day=None, start=None, end=None):
             Flaky.calls += 1
             if Flaky.calls == 2:
                 raise TrackSourceError("broker down", category="source_unavailable")
-            return src.fetch(flight_ids, day=day)
+            return src.fetch(flight_ids, day=day, start=start, end=end)
+
+        def fetch_day(self, day):
+            return src.fetch_day(day)
+
+        def flight_ids_for_day(self, day):
+            return src.flight_ids_for_day(day)
+
+        def flight_days(self, flight_ids):
+            return src.flight_days(flight_ids)
+
+        def ping(self):
+            src.ping()
+
+        def close(self):
+            src.close()
+
+    assert isinstance(Flaky(), TrackSource)
 
     stages = list(fetch_tracks_chunks(Flaky(), DAY, ids, chunk_flights=2))
     assert len(stages) == 2 and stages[0].source_error is None

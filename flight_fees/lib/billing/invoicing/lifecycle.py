@@ -28,7 +28,7 @@ from flight_fees.lib.billing.invoicing.states import (
     InvoiceStateError,
 )
 from flight_fees.lib.core.timeutil import as_utc
-from flight_fees.lib.db.engine import transaction, utcnow
+from flight_fees.lib.db.engine import rows_affected, transaction, utcnow
 from flight_fees.lib.db.models import (
     CreditNote,
     FeeLine,
@@ -46,12 +46,14 @@ def pay(engine: Engine, number: str, paid_at: dt.datetime | None = None) -> Invo
     """
     when = as_utc(paid_at) or utcnow()
     with transaction(engine) as session:
-        changed = session.execute(
-            update(Invoice)
-            .where(Invoice.number == number, Invoice.status.in_(OPEN_STATUSES))
-            .values(status=PAID, paid_at=when)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        changed = rows_affected(
+            session.execute(
+                update(Invoice)
+                .where(Invoice.number == number, Invoice.status.in_(OPEN_STATUSES))
+                .values(status=PAID, paid_at=when)
+                .execution_options(synchronize_session=False)
+            )
+        )
         summary = _get_summary(session, number)
         if not changed:
             raise InvoiceStateError(number, summary.status, "paid", OPEN_STATUSES)
@@ -82,14 +84,13 @@ def void(
         if invoice.status not in OPEN_STATUSES:
             raise InvoiceStateError(number, invoice.status, "voided", OPEN_STATUSES)
         before = _detail(session, number)
-        released = (
+        released = rows_affected(
             session.execute(
                 update(FeeLine)
                 .where(FeeLine.invoice_id == invoice.id)
                 .values(invoice_id=None)
                 .execution_options(synchronize_session=False)
-            ).rowcount
-            or 0
+            )
         )
         cn_number = _next_number(session, CREDIT_NOTE_KIND, when.year)
         session.add(

@@ -6,10 +6,10 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import pandas as pd
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Row, Select, select
 from sqlalchemy.orm import Session
 
 from flight_fees.lib.billing.invoicing.states import (
@@ -453,7 +453,7 @@ class InvoiceSummary:
     document_path: str | None
 
 
-def _summary_query() -> Select:  # type: ignore[type-arg]
+def _summary_query() -> Select[Any]:
     return select(
         Invoice.id,
         Invoice.number,
@@ -475,8 +475,8 @@ def _summary_query() -> Select:  # type: ignore[type-arg]
     ).join(Customer, Customer.id == Invoice.customer_id)
 
 
-def _summary(row: object) -> InvoiceSummary:
-    values = dict(row._mapping)  # type: ignore[attr-defined]
+def _summary(row: Row[Any]) -> InvoiceSummary:
+    values = dict(row._mapping)
     values["paid_at"] = as_utc(values["paid_at"])
     values["voided_at"] = as_utc(values["voided_at"])
     return InvoiceSummary(**values)

@@ -542,7 +542,7 @@ def _parse_step(value: object, where: _Where, field: str) -> RoundingStep | None
 
 def _mode(value: object, where: _Where, field: str) -> Rounding:
     try:
-        return Rounding.parse(value)  # type: ignore[arg-type]
+        return Rounding.parse(value)
     except ValueError as exc:
         raise where.error(field, str(exc)) from None
 
