@@ -49,10 +49,9 @@ def resolve(
     ] = True,
 ) -> None:
     """Close a conflict with the correct value; it then wins over every source."""
-    from sqlalchemy import select
 
     from flight_fees.lib.charging.attributes import ConflictNotFound, resolve_conflict
-    from flight_fees.lib.db.models import FlightConflict
+    from flight_fees.lib.charging.attributes.conflicts import conflict_flight_id
     from flight_fees.lib.ops.queue import FlightQueue
 
     engine = open_engine(migrated=True)
@@ -62,10 +61,7 @@ def resolve(
         fail(str(exc) or f"no open conflict {conflict_id}")
     except ValueError as exc:  # the VALUE argument
         fail(str(exc), EXIT_USAGE)
-    with engine.connect() as conn:
-        flight_id = conn.execute(
-            select(FlightConflict.flight_id).where(FlightConflict.id == resolved)
-        ).scalar_one()
+    flight_id = conflict_flight_id(engine, resolved)
     console.print(f"conflict {resolved} of flight {flight_id} resolved with {value!r}")
     if reprocess:
         FlightQueue(engine).enqueue([flight_id], priority="high")

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine, func, select
 
 from flight_fees.cli.common import EXIT_USAGE, err_console, fail, wide_console
 
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
     from flight_fees.lib.core.settings import Paths
     from flight_fees.lib.ops.demo_home import DemoHomeState, HomePlace
+    from flight_fees.lib.ops.demo_summary import BillingSummary
 
 console = wide_console(soft_wrap=True)  # paths stay copyable
 
@@ -61,6 +61,7 @@ def demo_command(
     from flight_fees.lib.db import make_engine, upgrade
     from flight_fees.lib.ops.demo import generate_demo, write_track_store
     from flight_fees.lib.ops.demo_home import demo_home_state, reset_demo_home
+    from flight_fees.lib.ops.demo_summary import billing_summary
     from flight_fees.lib.ops.queue import FlightQueue
     from flight_fees.lib.ops.registry import load_aircraft, load_customers
     from flight_fees.lib.usecases.queue_tick import queue_tick
@@ -85,8 +86,9 @@ def demo_command(
             _print_kept(state)
             engine = make_engine()
             upgrade(engine)  # a kept database is migrated like `make dev` does; no data changes
-            _print_summary(engine, *_flight_counts(engine))
-            _print_locations(p, _first_flight_day(engine) or start_day, ensure_dagster_home())
+            summary = billing_summary(engine)
+            _print_summary(summary, summary.flights_billed, summary.flights_not_billed)
+            _print_locations(p, summary.first_flight_day or start_day, ensure_dagster_home())
             console.print(
                 "To start again from an empty home (the places above are deleted): "
                 "[bold]make demo RESET=1[/bold] or [bold]flight-fees demo --reset[/bold]"
@@ -147,20 +149,9 @@ def demo_command(
         )
 
     # the daily 01:00 schedule over the demo period: only invoice days produce invoices
-    from flight_fees.lib.billing.invoicing import is_invoice_day
-    from flight_fees.lib.db.models import Customer
+    from flight_fees.lib.ops.demo_summary import invoice_days as due_days
 
-    with engine.connect() as conn:
-        customers = conn.execute(select(Customer)).all()
-    last_day = start_day + dt.timedelta(days=days + 1)
-    invoice_days = sorted(
-        {
-            start_day + dt.timedelta(days=i)
-            for i in range((last_day - start_day).days + 1)
-            for c in customers
-            if is_invoice_day(c, start_day + dt.timedelta(days=i))
-        }
-    )
+    invoice_days = due_days(engine, start_day, start_day + dt.timedelta(days=days + 1))
     for day in invoice_days:
         result = run_consolidation(day)
         if not result.success:
@@ -176,7 +167,7 @@ def demo_command(
     if not sweep.success:
         err_console.print(f"[red]overdue sweep failed:[/red] {run_failure_message(sweep)}")
 
-    _print_summary(engine, billed, failed)
+    _print_summary(billing_summary(engine), billed, failed)
     _print_locations(p, start_day, dagster_home)
     if billed == 0:
         fail("the demo billed no flight")
@@ -226,23 +217,6 @@ def _print_reset(deleted: DemoHomeState) -> None:
             console.print(_describe(place))
 
 
-def _flight_counts(engine: Engine) -> tuple[int, int]:
-    """Flights billed, and not billed, in the database."""
-    from flight_fees.lib.db.models import Flight
-
-    with engine.connect() as conn:
-        rows = conn.execute(select(Flight.status, func.count()).group_by(Flight.status)).all()
-    counts = {status: int(n) for status, n in rows}
-    return counts.pop("billed", 0), sum(counts.values())
-
-
-def _first_flight_day(engine: Engine) -> dt.date | None:
-    from flight_fees.lib.db.models import Flight
-
-    with engine.connect() as conn:
-        return conn.execute(select(func.min(Flight.flight_date))).scalar_one()
-
-
 def _print_locations(p: Paths, first_day: dt.date, dagster_home: Path) -> None:
     from flight_fees.lib.documents.links import day_maps_url
 
@@ -257,48 +231,13 @@ def _print_locations(p: Paths, first_day: dt.date, dagster_home: Path) -> None:
     )
 
 
-def _print_summary(engine: Engine, billed: int, failed: int) -> None:
-    from flight_fees.lib.db.models import Customer, FeeLine, Flight, Invoice
-
-    with engine.connect() as conn:
-        amounts = conn.execute(select(FeeLine.billing_currency, FeeLine.billing_amount)).all()
-        local = conn.execute(
-            select(FeeLine.zone_id, FeeLine.local_currency, FeeLine.local_amount)
-        ).all()
-        n_failed = conn.execute(
-            select(Flight.flight_id, Flight.error_category, Flight.last_error).where(
-                Flight.status != "billed"
-            )
-        ).all()
-        invoices = conn.execute(
-            select(
-                Invoice.number,
-                Customer.code,
-                Invoice.period_start,
-                Invoice.period_end,
-                Invoice.line_count,
-                Invoice.total_amount,
-                Invoice.currency,
-                Invoice.status,
-                Invoice.due_date,
-            )
-            .join(Customer, Customer.id == Invoice.customer_id)
-            .order_by(Invoice.number)
-        ).all()
-    # sum as Decimal in Python (SQLite has no exact decimal sum)
-    totals: dict[str, tuple[int, Decimal]] = {}
-    for ccy, amount in amounts:
-        count, total = totals.get(ccy, (0, Decimal(0)))
-        totals[ccy] = (count + 1, total + Decimal(str(amount)))
+def _print_summary(summary: BillingSummary, billed: int, failed: int) -> None:
     console.rule("[bold]summary")
-    console.print(f"flights billed: {billed}   failed: {failed}   fee lines: {len(amounts)}")
-    for ccy, (count, total) in sorted(totals.items()):
+    console.print(f"flights billed: {billed}   failed: {failed}   fee lines: {summary.fee_lines}")
+    for ccy, (count, total) in summary.per_currency.items():
         console.print(f"  fee lines in {ccy}: {count}, total {total:,.2f} {ccy}")
     # per charging zone, in the zone's own currency (US, VTBB, HCSM come from the tracks)
-    per_zone: dict[tuple[str, str], tuple[int, Decimal]] = {}
-    for zone, ccy, amount in local:
-        count, total = per_zone.get((zone, ccy), (0, Decimal(0)))
-        per_zone[(zone, ccy)] = (count + 1, total + Decimal(str(amount)))
+    per_zone = summary.per_zone
     console.print(
         "  per zone (local currency): "
         + ", ".join(
@@ -307,7 +246,8 @@ def _print_summary(engine: Engine, billed: int, failed: int) -> None:
         ),
         soft_wrap=False,
     )
-    for fid, cat, msg in n_failed[:10]:
+    invoices = summary.invoices
+    for fid, cat, msg in summary.failed[:10]:
         console.print(f"  failed flight {fid}: {cat}: {msg}")
     table = Table(title=f"{len(invoices)} invoice(s)")
     for col in ("number", "customer", "period", "lines", "total", "status", "due"):
@@ -315,7 +255,7 @@ def _print_summary(engine: Engine, billed: int, failed: int) -> None:
     for inv in invoices:
         table.add_row(
             inv.number,
-            inv.code,
+            inv.customer_code,
             f"{inv.period_start}/{inv.period_end}",
             str(inv.line_count),
             f"{Decimal(str(inv.total_amount)):,.2f} {inv.currency}",

@@ -8,7 +8,6 @@ from collections import Counter
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import func, select
 
 from flight_fees.defs.metadata import md_table
 from flight_fees.defs.resources import BillingDatabase, ReferenceData
@@ -141,24 +140,16 @@ def fx_rates(reference: ReferenceData) -> dg.MaterializeResult:
     "and the ICAO type table used when no MTOW is declared.",
 )
 def aircraft_registry(billing: BillingDatabase, reference: ReferenceData) -> dg.MaterializeResult:
-    from flight_fees.lib.db.models import Aircraft, Customer
+    from flight_fees.lib.ops.registry_queries import registry_counts
 
     types = reference.aircraft_types()
-    with billing.engine().connect() as conn:
-        n_aircraft = conn.execute(select(func.count()).select_from(Aircraft)).scalar_one()
-        no_mtow = conn.execute(
-            select(func.count()).select_from(Aircraft).where(Aircraft.mtow_kg.is_(None))
-        ).scalar_one()
-        no_customer = conn.execute(
-            select(func.count()).select_from(Aircraft).where(Aircraft.customer_id.is_(None))
-        ).scalar_one()
-        n_customers = conn.execute(select(func.count()).select_from(Customer)).scalar_one()
+    counts = registry_counts(billing.engine())
     return dg.MaterializeResult(
         metadata={
-            "aircraft": n_aircraft,
-            "aircraft_without_declared_mtow": no_mtow,
-            "aircraft_without_customer": no_customer,
-            "customers": n_customers,
+            "aircraft": counts.aircraft,
+            "aircraft_without_declared_mtow": counts.aircraft_without_declared_mtow,
+            "aircraft_without_customer": counts.aircraft_without_customer,
+            "customers": counts.customers,
             "icao_types_in_type_table": len(types),
         }
     )

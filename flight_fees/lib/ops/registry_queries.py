@@ -137,3 +137,27 @@ def audit_entries(
         stmt = stmt.where(AuditEntry.entity_key == key)
     with Session(engine, expire_on_commit=False) as session:
         return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class RegistryCounts:
+    """How complete the registry is: what the ``aircraft_registry`` asset reports."""
+
+    aircraft: int
+    aircraft_without_declared_mtow: int
+    aircraft_without_customer: int
+    customers: int
+
+
+def registry_counts(engine: Engine) -> RegistryCounts:
+    """Counts of aircraft (with and without a declared MTOW / a customer) and customers."""
+    with engine.connect() as conn:
+        n_aircraft, no_mtow, no_customer = conn.execute(
+            select(
+                func.count(),
+                func.count().filter(Aircraft.mtow_kg.is_(None)),
+                func.count().filter(Aircraft.customer_id.is_(None)),
+            ).select_from(Aircraft)
+        ).one()
+        customers = conn.execute(select(func.count()).select_from(Customer)).scalar_one()
+    return RegistryCounts(int(n_aircraft), int(no_mtow), int(no_customer), int(customers))

@@ -148,3 +148,14 @@ def blocked_flight_ids(engine: Engine, flight_ids: Iterable[int]) -> set[int]:
                 ).scalars()
             )
     return blocked
+
+
+def conflict_flight_id(engine: Engine, conflict_id: int) -> int:
+    """The flight of conflict ``conflict_id``; :class:`ConflictNotFound` if there is none."""
+    with engine.connect() as conn:
+        flight_id = conn.execute(
+            select(FlightConflict.flight_id).where(FlightConflict.id == conflict_id)
+        ).scalar_one_or_none()
+    if flight_id is None:
+        raise ConflictNotFound(f"no conflict {conflict_id}")
+    return int(flight_id)
