@@ -505,7 +505,10 @@ def verify_bill(
     bill = bill.reset_index(drop=True).copy()
     ours = read_fee_lines(engine, day_from=days[0], day_to=days[-1], flight_ids=None) if days \
         else read_fee_lines(engine, flight_ids=[])  # fmt: skip
-    zones_of = ours.groupby("flight_id")["zone_id"].agg(list).to_dict()
+    per_flight = ours.groupby("flight_id")["zone_id"].agg(list)
+    zones_of: dict[int, list[str]] = {
+        int(f): zones for f, zones in zip(per_flight.index, per_flight, strict=True)
+    }
     bill["our_flight"] = _match_flights(bill, flights, zones_of) if len(flights) else None
     matched_ids = sorted({int(f) for f in bill["our_flight"].dropna()})
     elsewhere = sorted(set(matched_ids) - set(zones_of))  # named by id, another day
