@@ -56,6 +56,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pandas as pd
 import pinotdb
+import tenacity
 from pinotdb import exceptions as pinot_exceptions
 
 from flight_fees.lib.core.redact import mask_url
@@ -495,27 +496,41 @@ class PinotTrackSource(BaseTrackSource):
         return answer
 
     def _execute(self, sql: str, counters: _Counters) -> _Answer:
-        """Run one query with retries (exponential back-off and jitter)."""
-        attempt = 0
-        while True:
+        """Run one query with retries of the retryable failures (tenacity: exponential
+        back-off ``backoff_s * 2**n`` with a 0.5..1.5 jitter, ``retries`` at most)."""
+
+        def attempt() -> _Answer:
             counters.queries += 1
-            try:
-                return self._attempt(sql)
-            except _QueryFailed as failure:
-                if not failure.retryable or attempt >= self.retries:
-                    raise
-                delay = self.backoff_s * (2**attempt) * self._rng.uniform(0.5, 1.5)
-                log.warning(
-                    "pinot query failed (%s: %s); retry %d/%d in %.2f s",
-                    failure.category,
-                    failure.message,
-                    attempt + 1,
-                    self.retries,
-                    delay,
-                )
-                attempt += 1
-                counters.retries += 1
-                self._sleep(delay)
+            return self._attempt(sql)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return float(
+                self.backoff_s * (2 ** (state.attempt_number - 1)) * self._rng.uniform(0.5, 1.5)
+            )
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            counters.retries += 1
+            log.warning(
+                "pinot query failed (%s: %s); retry %d/%d in %.2f s",
+                getattr(failure, "category", "?"),
+                getattr(failure, "message", failure),
+                state.attempt_number,
+                self.retries,
+                state.upcoming_sleep,
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=wait,
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, _QueryFailed) and exc.retryable
+            ),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(attempt)
 
     # -- schema ----------------------------------------------------------------------------
 

@@ -1,26 +1,28 @@
-"""A small TTL cache for attribute-source lookups."""
+"""The TTL cache of attribute-source lookups: :class:`cachetools.TTLCache` (expiry, then
+least-recently-used eviction past ``max_entries``) behind a lock, read and written by batches
+of keys, with hit / miss counters."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
-from flight_fees.lib.charging.attributes.normalise import K, V
+import cachetools
 
-# -- TTL cache -----------------------------------------------------------------------------
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 _MISSING: Any = object()
 
 
 class TTLCache(Generic[K, V]):
-    """A small thread-safe mapping whose entries expire ``ttl_s`` seconds after being set.
+    """A thread-safe mapping whose entries expire ``ttl_s`` seconds after being set.
 
-    ``clock`` returns seconds (default :func:`time.monotonic`; inject a fake in tests). ``None``
-    is a cacheable value (a negative lookup). Past ``max_entries`` the expired entries are
-    dropped, then the oldest ones.
+    ``clock`` returns seconds (default :func:`time.monotonic`; inject a fake in tests).
+    ``None`` is a cacheable value (a negative lookup). Expired entries are neither returned
+    nor counted; past ``max_entries`` the least recently used entries are dropped.
     """
 
     def __init__(
@@ -39,11 +41,14 @@ class TTLCache(Generic[K, V]):
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
-        self._data: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._data: cachetools.TTLCache[K, V] = cachetools.TTLCache(
+            maxsize=max_entries, ttl=self.ttl_s, timer=clock
+        )
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._data)
+        with self._lock:
+            return len(self._data)
 
     def get(self, key: K, default: Any = None) -> V | Any:
         """The cached value of ``key`` or ``default`` (counts a hit or a miss)."""
@@ -52,37 +57,26 @@ class TTLCache(Generic[K, V]):
 
     def get_many(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K]]:
         """``(found, missing)``: live cached values, and the keys to fetch (in order, unique)."""
-        now = self.clock()
         found: dict[K, V] = {}
         missing: list[K] = []
         with self._lock:
             for key in dict.fromkeys(keys):
-                entry = self._data.get(key, _MISSING)
-                if entry is not _MISSING and entry[0] > now:
-                    found[key] = entry[1]
-                    self.hits += 1
-                else:
-                    if entry is not _MISSING:
-                        del self._data[key]
+                value = self._data.get(key, _MISSING)
+                if value is _MISSING:
                     missing.append(key)
-                    self.misses += 1
+                else:
+                    found[key] = value
+            self.hits += len(found)
+            self.misses += len(missing)
         return found, missing
 
     def set(self, key: K, value: V) -> None:
         self.set_many({key: value})
 
     def set_many(self, items: Mapping[K, V]) -> None:
-        now = self.clock()
-        expires = now + self.ttl_s
         with self._lock:
             for key, value in items.items():
-                self._data.pop(key, None)
-                self._data[key] = (expires, value)
-            if len(self._data) > self.max_entries:
-                for key in [k for k, (exp, _) in self._data.items() if exp <= now]:
-                    del self._data[key]
-                while len(self._data) > self.max_entries:
-                    self._data.popitem(last=False)
+                self._data[key] = value
 
     def get_or_load(self, key: K, loader: Callable[[], V]) -> V:
         """The cached value, or ``loader()`` (then cached)."""

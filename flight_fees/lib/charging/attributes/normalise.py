@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -31,9 +31,6 @@ MTOW_TOLERANCE_KG = 0.5
 #: ids / keys per ``IN (...)`` statement
 _CHUNK = 1_000
 _CONFLICT_STATUS_OPEN = "open"
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
 
 class AttributeSourceError(ValueError):
