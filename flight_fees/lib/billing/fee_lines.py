@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -61,7 +61,7 @@ def _clean_line(line: Mapping[str, Any]) -> dict[str, Any]:
         row["details"] = json.dumps(details, default=str, sort_keys=True)
     for key in ("entry_time", "exit_time"):
         value = row.get(key)
-        if hasattr(value, "to_pydatetime"):  # stored to the microsecond
+        if value is not None and hasattr(value, "to_pydatetime"):  # stored to the microsecond
             row[key] = value.floor("us").to_pydatetime()
     for key in ("entry_lat", "entry_lon", "exit_lat", "exit_lon"):
         if row.get(key) is not None:
@@ -143,7 +143,9 @@ def _write_chunk(
         for line in b.lines
     ]
     if rows:
-        session.execute(FeeLine.__table__.insert(), rows)
+        table = FeeLine.__table__
+        assert isinstance(table, Table)  # a declarative class's table (typed any FromClause)
+        session.execute(table.insert(), rows)
     _upsert_flights(
         session,
         [

@@ -24,11 +24,15 @@ from flight_fees.lib.core.storage import read_parquet
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from flight_fees.lib.airspace.crossings import FirIndex
+    from flight_fees.lib.airspace.zones import ChargingZones
     from flight_fees.lib.billing.fee_lines import FlightBill, PersistResult
     from flight_fees.lib.charging.aircraft_types import AircraftTypes
     from flight_fees.lib.charging.attributes import Conflict, ResolvedAttributes
     from flight_fees.lib.charging.fx import FxRates
     from flight_fees.lib.charging.tariffs import Tariffs
+    from flight_fees.lib.ops.workstore import WorkStore
+    from flight_fees.lib.tracks.base import TrackSource
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class TrackStage:
 
 
 def fetch_tracks_stage(
-    source: Any,
+    source: TrackSource,
     day: dt.date,
     flight_ids: Sequence[int] | None,
     *,
@@ -91,7 +95,7 @@ def fetch_tracks_stage(
         failures=failures,
         report=cleaned.report,
         requested=requested,
-        queries=int(getattr(fetched, "queries", 0)),
+        queries=fetched.queries,
     )
 
 
@@ -101,7 +105,7 @@ CHUNK_FLIGHTS: int = 1_000
 
 
 def fetch_tracks_chunks(
-    source: Any,
+    source: TrackSource,
     day: dt.date,
     flight_ids: Sequence[int] | None,
     *,
@@ -212,8 +216,8 @@ def aerodrome_points(attrs: pd.DataFrame, airports: pd.DataFrame) -> pd.DataFram
 
 def crossings_stage(
     tracks: pd.DataFrame,
-    firs: pd.DataFrame,
-    zones: Any,
+    firs: pd.DataFrame | FirIndex,
+    zones: ChargingZones,
     *,
     attrs: pd.DataFrame | None = None,
     airports: pd.DataFrame | None = None,
@@ -360,6 +364,7 @@ def price_flights(
     from flight_fees.lib.billing.fee_lines import FlightBill
     from flight_fees.lib.charging.aircraft_types import select_mtow_frame
     from flight_fees.lib.charging.fees import compute_fee_lines
+    from flight_fees.lib.core.frames import frame_records
 
     failures: Failures = {}
     if attrs.empty:
@@ -457,7 +462,7 @@ def price_flights(
     result = compute_fee_lines(billable, flights, tariffs, fx)
     failures.update({int(k): v for k, v in result.failures.items()})
     lines_by_flight: dict[int, list[dict[str, Any]]] = {}
-    for line in result.lines.to_dict("records"):
+    for line in frame_records(result.lines):
         fid = int(line["flight_id"])
         line["customer_id"] = flight_info[fid]["customer_id"]
         lines_by_flight.setdefault(fid, []).append(line)
@@ -548,8 +553,8 @@ class TracksRun:
 
 
 def stream_tracks(
-    source: Any,
-    store: Any,
+    source: TrackSource,
+    store: WorkStore,
     day: dt.date,
     run_id: str,
     flight_ids: Sequence[int] | None,
@@ -626,12 +631,12 @@ class CrossingsRun:
 
 
 def stream_crossings(
-    store: Any,
+    store: WorkStore,
     day: dt.date,
     run_ids: Sequence[str],
     run_id: str,
-    firs: Any,
-    zones: Any,
+    firs: pd.DataFrame | FirIndex,
+    zones: ChargingZones,
     *,
     airports: pd.DataFrame | None = None,
     gap_threshold_s: float = 600.0,
@@ -711,14 +716,14 @@ class BillsRun:
 
 
 def stream_bills(
-    engine: Any,
-    store: Any,
+    engine: Engine,
+    store: WorkStore,
     day: dt.date,
     run_ids: Sequence[str],
     *,
-    tariffs: Any,
-    fx: Any,
-    aircraft_types: Any,
+    tariffs: Tariffs,
+    fx: FxRates,
+    aircraft_types: AircraftTypes,
     attributes_csv: str | Path | None = None,
     batch_id: str | None = None,
     backfill: bool = False,
