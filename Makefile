@@ -21,7 +21,7 @@ endif
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install demo test test-fast dev lint check-defs bench bench-pipeline clean
+.PHONY: help install demo test test-fast dev lint typecheck check-defs bench bench-pipeline clean
 .PHONY: prod-code-server prod-daemon prod-webserver workers
 
 help:
@@ -32,6 +32,7 @@ help:
 	@echo "make bench  - crossing-engine benchmark (not part of make test)"
 	@echo "make bench-pipeline [ARGS=\"--flights N --json FILE\"] - read / library / in-process / daemon paths side by side (not part of make test)"
 	@echo "make lint   - ruff"
+	@echo "make typecheck - mypy on the files of [tool.mypy] in pyproject.toml (part of make test)"
 	@echo "make prod-code-server | prod-daemon | prod-webserver - the production services, one each (README \"Production\")"
 	@echo "make workers - a Celery worker for process_flights_celery (FLIGHT_FEES_EXECUTOR=celery; docs/DEPLOYMENT.md)"
 	@echo "DAGSTER_INSTANCE=postgres make dev|demo|test - Dagster instance on PostgreSQL (DAGSTER_POSTGRES_URL)"
@@ -60,6 +61,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 
 test: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check flight_fees flight_fees_tests benchmarks scripts
+	$(BIN)/mypy
 	$(BIN)/dg check defs
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
@@ -77,6 +79,9 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 lint: install
 	$(BIN)/ruff check flight_fees flight_fees_tests benchmarks scripts
 	$(BIN)/ruff format --check flight_fees flight_fees_tests benchmarks scripts
+
+typecheck: install
+	$(BIN)/mypy
 
 check-defs: install
 	$(BIN)/dg check defs
