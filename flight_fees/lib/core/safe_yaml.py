@@ -9,11 +9,22 @@ impossible date such as ``2026-02-30`` stays a string: the caller's date check n
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any, Final, TypeVar
 
+import pydantic
 import yaml
 
-__all__ = ["MAX_DEPTH", "StrictLoader", "YamlDataError", "load_yaml"]
+__all__ = [
+    "MAX_DEPTH",
+    "StrictLoader",
+    "StrictModel",
+    "YamlDataError",
+    "load_reference",
+    "load_yaml",
+    "validate_reference",
+    "validation_messages",
+]
 
 #: nesting levels (mappings and sequences) a reference file may use
 MAX_DEPTH: Final = 32
@@ -91,3 +102,84 @@ def load_yaml(text: str, *, source: str, max_depth: int = MAX_DEPTH) -> Any:
         raise YamlDataError(f"{source}: invalid YAML: {exc}") from None
     except RecursionError:  # aliases nesting beyond the checked depth
         raise YamlDataError(f"{source}: nested too deeply") from None
+
+
+# -- typed reference files: one pydantic model per file format ------------------------------
+
+
+class StrictModel(pydantic.BaseModel):
+    """Base of the models of reference files: unknown keys are errors, values immutable."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _known_fields(model: type[pydantic.BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the (nested) model at ``loc`` (``[]`` when not a model)."""
+    current: Any = model
+    for part in loc:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, pydantic.BaseModel)
+        ):
+            return []
+        current = field.annotation
+    return list(current.model_fields)
+
+
+def validation_messages(
+    exc: pydantic.ValidationError, model: type[pydantic.BaseModel]
+) -> list[str]:
+    """One line per problem of a reference file, each naming the field by its dotted path:
+    unknown fields grouped per section (with the known ones), a missing section or value,
+    and the model's own messages for the rest."""
+    unknown: dict[tuple[int | str, ...], list[str]] = {}
+    lines: list[str] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        where = _loc(loc)
+        if error["type"] == "extra_forbidden":
+            unknown.setdefault(loc[:-1], []).append(str(loc[-1]))
+        elif error["type"] in ("missing", "model_type", "dict_type"):
+            nested = _known_fields(model, loc)
+            lines.append(
+                f"{where}: required section missing (fields: {', '.join(nested)})"
+                if nested
+                else f"{where}: required, missing or empty"
+            )
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{where}: {message}" if where else message)
+    for parent, names in unknown.items():
+        known = ", ".join(_known_fields(model, parent))
+        prefix = f"{_loc(parent)}: " if parent else ""
+        lines.append(f"{prefix}unknown field(s) {', '.join(sorted(names))} (known: {known})")
+    return lines
+
+
+def validate_reference(data: Any, model: type[M], *, source: str) -> M:
+    """``data`` (a parsed reference file) as ``model``; :class:`YamlDataError` naming
+    ``source`` and every faulty field otherwise."""
+    if not isinstance(data, Mapping):
+        raise YamlDataError(
+            f"{source}: expected a mapping with {', '.join(model.model_fields)}, "
+            f"got {type(data).__name__}"
+        )
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise YamlDataError(
+            "; ".join(f"{source}: {line}" for line in validation_messages(exc, model))
+        ) from None
+
+
+def load_reference(text: str, model: type[M], *, source: str) -> M:
+    """Parse a reference file strictly (:func:`load_yaml`) and validate it as ``model``
+    (:func:`validate_reference`): the one loader of typed reference files."""
+    return validate_reference(load_yaml(text, source=source), model, source=source)

@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
-import yaml
+from pydantic import AfterValidator, BeforeValidator
 
+from flight_fees.lib.core.safe_yaml import StrictModel, YamlDataError, load_yaml, validate_reference
 from flight_fees.lib.core.settings import DATA_DIR
 
 __all__ = [
@@ -55,13 +55,6 @@ __all__ = [
 ISSUER_ENV: Final = "FLIGHT_FEES_ISSUER"
 SAMPLE_ISSUER_PATH: Final[Path] = DATA_DIR / "issuer_sample.yaml"
 
-_SECTIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    # section: (required fields, optional fields)
-    "issuer": (("name", "address", "tax_id"), ("registration",)),
-    "contact": (("email",), ("phone", "website")),
-    "bank": (("account_holder", "iban", "bic"), ("bank_name",)),
-}
-_TOP_LEVEL: Final = frozenset({"schema_version", "sample", "payment_note", *_SECTIONS})
 _IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
 _BIC = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -102,85 +95,115 @@ def _iban_ok(iban: str) -> bool:
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
-def _text(value: object, source: str, field: str, *, required: bool) -> str | None:
+def _text_or_none(value: object) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise IssuerConfigError(f"{source}: {field}: required, missing or empty")
         return None
-    if not isinstance(value, str | int):
-        raise IssuerConfigError(
-            f"{source}: {field}: expected text, got {type(value).__name__} {value!r}"
-        )
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValueError(f"expected text, got {type(value).__name__} {value!r}")
     return str(value).strip()
+
+
+def _required_text(value: object) -> str:
+    text = _text_or_none(value)
+    if text is None:
+        raise ValueError("required, missing or empty")
+    return text
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _version(value: object) -> int:
+    if value != 1 or isinstance(value, bool):
+        raise ValueError(f"unsupported {value!r} (expected 1)")
+    return 1
+
+
+def _iban(value: str) -> str:
+    iban = re.sub(r"\s+", "", value).upper()
+    if not _IBAN.fullmatch(iban) or not _iban_ok(iban):
+        raise ValueError(
+            f"{value!r} is not a valid IBAN (country code, check digits, 11-30 letters or "
+            "digits; ISO 13616 checksum)"
+        )
+    return iban
+
+
+def _bic(value: str) -> str:
+    bic = re.sub(r"\s+", "", value).upper()
+    if not _BIC.fullmatch(bic):
+        raise ValueError(
+            f"{value!r} is not a BIC (8 or 11 letters/digits: bank code, country code, "
+            "location[, branch])"
+        )
+    return bic
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an address")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_required_text)]
+OptionalText = Annotated[str | None, BeforeValidator(_text_or_none)]
+
+
+class IssuerSection(StrictModel):
+    name: Text
+    address: Text
+    tax_id: Text
+    registration: OptionalText = None
+
+
+class ContactSection(StrictModel):
+    email: Annotated[Text, AfterValidator(_email)]
+    phone: OptionalText = None
+    website: OptionalText = None
+
+
+class BankSection(StrictModel):
+    account_holder: Text
+    iban: Annotated[Text, AfterValidator(_iban)]
+    bic: Annotated[Text, AfterValidator(_bic)]
+    bank_name: OptionalText = None
+
+
+class IssuerFile(StrictModel):
+    """The issuer file (see the module documentation), validated by
+    :func:`~flight_fees.lib.core.safe_yaml.validate_reference`."""
+
+    schema_version: Annotated[int, BeforeValidator(_version)] = 1
+    sample: Annotated[bool, BeforeValidator(_flag)] = False
+    payment_note: OptionalText = None
+    issuer: IssuerSection
+    contact: ContactSection
+    bank: BankSection
 
 
 def parse_issuer(data: object, *, source: str = "<issuer>") -> Issuer:
     """Validate the parsed YAML of an issuer file (``source`` names it in the errors)."""
-    if not isinstance(data, Mapping):
-        raise IssuerConfigError(
-            f"{source}: expected a mapping with sections issuer, contact and bank, "
-            f"got {type(data).__name__}"
-        )
-    unknown = sorted(str(k) for k in data if k not in _TOP_LEVEL)
-    if unknown:
-        raise IssuerConfigError(
-            f"{source}: unknown field(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(_TOP_LEVEL))})"
-        )
-    version = data.get("schema_version", 1)
-    if version != 1:
-        raise IssuerConfigError(f"{source}: schema_version: unsupported {version!r} (expected 1)")
-    sample = data.get("sample", False)
-    if not isinstance(sample, bool):
-        raise IssuerConfigError(f"{source}: sample: expected true or false, got {sample!r}")
-
-    values: dict[str, str | None] = {}
-    for section, (required, optional) in _SECTIONS.items():
-        block = data.get(section)
-        if not isinstance(block, Mapping):
-            raise IssuerConfigError(
-                f"{source}: {section}: required section missing (fields: "
-                f"{', '.join(required + optional)})"
-            )
-        extra = sorted(str(k) for k in block if k not in required + optional)
-        if extra:
-            raise IssuerConfigError(
-                f"{source}: {section}: unknown field(s) {', '.join(extra)} "
-                f"(known: {', '.join(required + optional)})"
-            )
-        for name in required + optional:
-            values[name] = _text(
-                block.get(name), source, f"{section}.{name}", required=name in required
-            )
-
-    iban = re.sub(r"\s+", "", str(values["iban"])).upper()
-    if not _IBAN.fullmatch(iban) or not _iban_ok(iban):
-        raise IssuerConfigError(
-            f"{source}: bank.iban: {values['iban']!r} is not a valid IBAN "
-            "(country code, check digits, 11-30 letters or digits; ISO 13616 checksum)"
-        )
-    bic = re.sub(r"\s+", "", str(values["bic"])).upper()
-    if not _BIC.fullmatch(bic):
-        raise IssuerConfigError(
-            f"{source}: bank.bic: {values['bic']!r} is not a BIC (8 or 11 letters/digits: "
-            "bank code, country code, location[, branch])"
-        )
-    if not _EMAIL.fullmatch(str(values["email"])):
-        raise IssuerConfigError(f"{source}: contact.email: {values['email']!r} is not an address")
+    try:
+        file = validate_reference(data, IssuerFile, source=source)
+    except YamlDataError as exc:
+        raise IssuerConfigError(str(exc)) from None
     return Issuer(
-        name=str(values["name"]),
-        address=str(values["address"]),
-        tax_id=str(values["tax_id"]),
-        email=str(values["email"]),
-        account_holder=str(values["account_holder"]),
-        iban=iban,
-        bic=bic,
-        registration=values["registration"],
-        phone=values["phone"],
-        website=values["website"],
-        bank_name=values["bank_name"],
-        payment_note=_text(data.get("payment_note"), source, "payment_note", required=False),
-        sample=sample,
+        name=file.issuer.name,
+        address=file.issuer.address,
+        tax_id=file.issuer.tax_id,
+        registration=file.issuer.registration,
+        email=file.contact.email,
+        phone=file.contact.phone,
+        website=file.contact.website,
+        account_holder=file.bank.account_holder,
+        iban=file.bank.iban,
+        bic=file.bank.bic,
+        bank_name=file.bank.bank_name,
+        payment_note=file.payment_note,
+        sample=file.sample,
         source=source,
     )
 
@@ -198,10 +221,12 @@ def _load(path: str, mtime_ns: int, size: int) -> Issuer:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise IssuerConfigError(f"{path}: cannot read the issuer file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise IssuerConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:  # strict: a duplicated key is an error, not silently the last value
+        data = load_yaml(text, source=path)
+    except YamlDataError as exc:
+        raise IssuerConfigError(
+            str(exc).replace(": invalid YAML:", ": not valid YAML:", 1)
+        ) from None
     return parse_issuer(data, source=path)
 
 
