@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,12 +52,8 @@ def run_process_flights(
     run_config = {
         **_loggers(),
         "ops": {
-            "flight_tracks": {
-                "config": {
-                    "flight_ids": list(flight_ids or []),
-                    "claim_id": f"cli-{uuid.uuid4().hex[:8]}",
-                }
-            }
+            # an analyst's run: no queue claim (it takes its flights and renews their lease)
+            "flight_tracks": {"config": {"flight_ids": list(flight_ids or [])}}
         },
     }
     with dg.DagsterInstance.get() as instance:

@@ -289,7 +289,7 @@ def test_process_flights_runs_in_one_process_and_reexecutes_from_failure(world, 
 
 def _run_claim(flight_ids, claim_id, instance):
     job = defs().resolve_job_def("process_flights")
-    config = {"flight_ids": list(flight_ids), "claim_id": claim_id}
+    config = {"flight_ids": list(flight_ids)}
     return job.execute_in_process(
         run_config={"ops": {"flight_tracks": {"config": config}}},
         partition_key=DAY.isoformat(),

@@ -56,8 +56,10 @@ def _test_pause_in_step(moment: str) -> None:
 class FlightSelection(dg.Config):
     flight_ids: list[int] = []
     """Flights to process; empty: every flight of the partition's day (backfill)."""
-    claim_id: str = ""
-    """Set by the queue sensor: the claim these flights came from."""
+
+
+#: run tag of the queue claim a run of the queue sensor works for (absent: an analyst's run)
+CLAIM_TAG = "flight_fees/claim"
 
 
 def lineage_run_ids(context: dg.AssetExecutionContext) -> list[str]:
@@ -126,7 +128,7 @@ def flight_tracks(
             day=day,
             run_id=context.run.run_id,
             flight_ids=config.flight_ids,
-            claim_id=config.claim_id,
+            claim_id=context.run.tags.get(CLAIM_TAG, ""),
             chunk_flights=settings.chunk_flights,
             max_gap_s=settings.gap_threshold_s,
             max_speed_kt=settings.max_speed_kt,
@@ -140,7 +142,7 @@ def flight_tracks(
             "again after the claim lease, or settled); this run leaves them alone",
             fetch.not_held,
             fetch.not_held + len(fetch.flight_ids),
-            config.claim_id,
+            context.run.tags.get(CLAIM_TAG, ""),
         )
     fetched, failures = fetch.run, fetch.failures
     _log_failures(context, failures, fetch.settlement.statuses, "flight_tracks")

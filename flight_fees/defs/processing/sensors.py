@@ -7,6 +7,7 @@ queue without an attempt. Settling is guarded by the holder, so evaluating the s
 
 import dagster as dg
 
+from flight_fees.defs.processing.assets import CLAIM_TAG
 from flight_fees.defs.processing.jobs import process_flights, process_flights_celery
 from flight_fees.defs.resources import BillingDatabase
 from flight_fees.lib.ops.queue import SettleResult
@@ -51,7 +52,7 @@ def process_flights_failure_sensor(
     settled = settle_failed_run(
         billing,
         run.run_id,
-        run.tags.get("flight_fees/claim"),
+        run.tags.get(CLAIM_TAG),
         message,
         run_flight_ids(run.run_config),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from flight_fees.defs.partitions import daily_partitions
+from flight_fees.defs.processing.assets import CLAIM_TAG
 from flight_fees.defs.processing.jobs import process_flights, process_flights_celery
 from flight_fees.defs.processing.scaleout import PROCESSING_JOBS, processing_job_name
 from flight_fees.defs.resources import BillingDatabase, TrackStore
@@ -107,16 +108,10 @@ def flight_queue_sensor(
             job_name=job_name,
             run_key=run.run_key,
             partition_key=run.day.isoformat(),
-            run_config={
-                "ops": {
-                    "flight_tracks": {
-                        "config": {"flight_ids": list(run.flight_ids), "claim_id": claim_id}
-                    }
-                }
-            },
+            run_config={"ops": {"flight_tracks": {"config": {"flight_ids": list(run.flight_ids)}}}},
             tags={
                 "dagster/priority": str(run.run_priority),
-                "flight_fees/claim": claim_id,
+                CLAIM_TAG: claim_id,
                 "flight_fees/queue_priority": run.priority,
             },
         )
