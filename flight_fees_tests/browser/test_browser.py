@@ -128,6 +128,9 @@ class _dismissed:
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         skip = self.page.get_by_role("button", name="Skip")
+        # the dialog may also show later (a slow first load): Playwright then closes it
+        # before any action it would block
+        self.page.add_locator_handler(skip, lambda button: button.click())
         try:
             skip.wait_for(timeout=8_000)
             skip.click()
