@@ -270,7 +270,14 @@ def test_dagster_instance_on_postgres(make_stack: Any, fault_day: FaultDay) -> N
     # runs: the sensor's process_flights runs went through the run queue; those that billed
     # succeeded (a run the loaded machine could not start in time fails and hands its flights
     # back: check_bill above holds either way)
-    runs = job_runs(stack, IN_PROCESS_JOB)
+    # (the lines commit before the run records its end: wait for the runs to finish)
+    deadline = time.monotonic() + 120
+    while True:
+        runs = job_runs(stack, IN_PROCESS_JOB)
+        finished = all(run.is_finished for run in runs)
+        if (runs and finished) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     billed_by = {run.run_id for run in runs if run.status.value == "SUCCESS"}
     assert billed_by
     for run in runs:
