@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, func, select
+from sqlalchemy import ColumnElement, Engine, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -289,14 +289,25 @@ def settle_track_failures(
     )
 
 
-def fee_line_totals(engine: Engine, flight_ids: Sequence[int]) -> dict[str, Decimal]:
-    """Billing totals per currency over the current lines of ``flight_ids``."""
-    if not flight_ids:
-        return {}
+def fee_line_totals(
+    engine: Engine, flight_ids: Sequence[int] | None = None, *, flight_date: dt.date | None = None
+) -> dict[str, Decimal]:
+    """Billing totals per currency over the current lines of ``flight_ids``, or of the flights
+    of ``flight_date`` when no ids are given."""
+    where: ColumnElement[bool]
+    if flight_ids is not None:
+        if not flight_ids:
+            return {}
+        where = FeeLine.flight_id.in_(list(flight_ids))
+    elif flight_date is not None:
+        where = FeeLine.flight_date == flight_date
+    else:
+        raise ValueError("fee_line_totals: give flight_ids or flight_date")
     with engine.connect() as conn:
         rows = conn.execute(
             select(FeeLine.billing_currency, func.sum(FeeLine.billing_amount))
-            .where(FeeLine.flight_id.in_(list(flight_ids)))
+            .where(where)
             .group_by(FeeLine.billing_currency)
+            .order_by(FeeLine.billing_currency)
         ).all()
     return {ccy: Decimal(str(total)) for ccy, total in rows}

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, distinct, func, select
 from flight_fees.lib.billing.batches import finish_batch, start_batch
 from flight_fees.lib.billing.fee_lines import (
     TrackSettlement,
+    fee_line_totals,
     record_flight_failures,
     settle_track_failures,
 )
@@ -43,10 +44,9 @@ if TYPE_CHECKING:
 Failures = dict[int, tuple[str, str]]
 
 #: worker names of the queue: a run holds its flights as ``run:<run id>``; a claim of the
-#: queue sensor is ``sensor:<claim id>``; a claim id starting ``cli-`` is an analyst's run
+#: queue sensor is ``sensor:<claim id>`` (an analyst's run has no claim)
 RUN_WORKER_PREFIX = "run:"
 SENSOR_CLAIM_PREFIX = "sensor:"
-ANALYST_CLAIM_PREFIX = "cli-"
 #: failed flights written out one by one in logs and metadata (the rest are counted)
 FAILURES_SHOWN = 20
 
@@ -119,7 +119,7 @@ def fetch_day_tracks(
     1. A run requested by the queue sensor (``claim_id`` of a sensor claim) adopts the
        flights its claim still holds; the others were claimed again after the claim lease and
        another run bills them (:class:`ClaimLost` when none is left). An analyst's run (no
-       claim, or a ``cli-`` claim) takes its flights and renews their lease. No flight ids:
+       claim) takes its flights and renews their lease. No flight ids:
        every flight of the day in the source (a backfill), no queue rows involved.
     2. An open circuit of the source hands the flights back to the queue untouched
        (:class:`SourceUnavailable`).
@@ -135,7 +135,7 @@ def fetch_day_tracks(
     ids = [int(f) for f in flight_ids]
     worker = worker_of(run_id)
     not_held = 0
-    if ids and claim_id and not claim_id.startswith(ANALYST_CLAIM_PREFIX):
+    if ids and claim_id:
         adopted = queue.adopt(ids, f"{SENSOR_CLAIM_PREFIX}{claim_id}", worker)
         not_held = len(ids) - len(adopted)
         ids = adopted
@@ -219,15 +219,6 @@ def day_state(engine: Engine, day: dt.date) -> DayState:
                 FeeLine.flight_date == day
             )
         ).one()
-        totals = {
-            str(ccy): Decimal(amount)
-            for ccy, amount in conn.execute(
-                select(FeeLine.billing_currency, func.sum(FeeLine.billing_amount))
-                .where(FeeLine.flight_date == day)
-                .group_by(FeeLine.billing_currency)
-                .order_by(FeeLine.billing_currency)
-            )
-        }
         failed = {
             int(fid): (str(cat or "unknown"), str(msg or ""))
             for fid, cat, msg in conn.execute(
@@ -243,6 +234,7 @@ def day_state(engine: Engine, day: dt.date) -> DayState:
                 .order_by(FlightQueueItem.flight_id)
             )
         }
+    totals = fee_line_totals(engine, flight_date=day)
     return DayState(day, int(flights), int(lines), totals, failed)
 
 
